@@ -1,0 +1,3 @@
+module github.com/leadstream/leadstream/cmd/leadstream
+
+go 1.26.8

@@ -1,0 +1,216 @@
+// Package config loads and validates leadstream's YAML configuration: the
+// shape of the design contract, ${ENV_VAR} expanded, defaults filled in and
+// every error naming the field it is about.
+package config
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Provider ids, as they appear in config and in RAW subjects.
+const (
+	ProviderMarktplaatsLMS  = "marktplaats-lms"
+	ProviderMarktplaatsAPI  = "marktplaats-api"
+	ProviderOfferteAdviseur = "offerte-adviseur"
+	ProviderLokalebasen     = "lokalebasen"
+)
+
+// Providers lists every supported provider id.
+var Providers = []string{ProviderMarktplaatsLMS, ProviderMarktplaatsAPI, ProviderOfferteAdviseur, ProviderLokalebasen}
+
+// Config is the whole of leadstream's configuration.
+type Config struct {
+	// Listen is the edge's HTTP address. Default ":8080".
+	Listen string `yaml:"listen"`
+	// MaxBodyBytes is the largest webhook body the edge accepts (413 above). Default 1 MiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxInFlight is how many webhook requests the edge handles at once before
+	// answering 429. Default 4096.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// PublishTimeout bounds the wait for JetStream's PubAck; past it the edge
+	// answers 503. Default "5s".
+	PublishTimeout Duration `yaml:"publish_timeout"`
+	// ShutdownTimeout bounds the graceful drain on SIGTERM. Default "25s".
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Log configures logging.
+	Log Log `yaml:"log"`
+	// NATS says where JetStream is.
+	NATS NATS `yaml:"nats"`
+	// Streams holds retention settings of the streams leadstream creates.
+	Streams Streams `yaml:"streams"`
+	// DedupeTTL is how long the normalizer remembers an event id. Default "168h".
+	DedupeTTL Duration `yaml:"dedupe_ttl"`
+	// Sources are the webhook endpoints, one per provider account.
+	Sources []Source `yaml:"sources"`
+	// Adapters are the downstream LMS integrations.
+	Adapters []Adapter `yaml:"adapters"`
+
+	// Dir is the directory of the config file; relative key paths resolve against it.
+	Dir string `yaml:"-"`
+}
+
+// Log configures zap.
+type Log struct {
+	// Format is "json" (production, default) or "console" (development).
+	Format string `yaml:"format"`
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+}
+
+// NATS says how to reach JetStream.
+type NATS struct {
+	// URL of the NATS servers (nats://host:4222[,...]). Empty runs an embedded
+	// JetStream server in this process (dev mode).
+	URL string `yaml:"url"`
+	// StoreDir is the embedded server's file store. Default ".data/nats".
+	StoreDir string `yaml:"store_dir"`
+	// Listen is the embedded server's client address. Default "127.0.0.1:4222";
+	// port 0 picks a free one.
+	Listen string `yaml:"listen"`
+	// Replicas of every stream: 1 on a single server, 3 on a cluster. Default 1.
+	Replicas int `yaml:"replicas"`
+	// CredsFile is an optional NATS credentials file.
+	CredsFile string `yaml:"creds_file"`
+}
+
+// Streams holds stream retention settings.
+type Streams struct {
+	// RawMaxAge is how long RAW keeps requests. Default "720h" (30 days).
+	RawMaxAge Duration `yaml:"raw_max_age"`
+	// RawDuplicateWindow is JetStream's Nats-Msg-Id window on RAW. Default "2m".
+	RawDuplicateWindow Duration `yaml:"raw_duplicate_window"`
+}
+
+// Source is one webhook endpoint: POST /hooks/<name>.
+type Source struct {
+	// Name is the URL segment and the last RAW subject token: [a-z0-9_-], at most 64.
+	Name string `yaml:"name"`
+	// Provider is one of Providers.
+	Provider string `yaml:"provider"`
+	// Tenant owns the events of this source; a subject token like Name.
+	Tenant string `yaml:"tenant"`
+	// PublicKeys maps a cavage keyId to a PEM public key file (marktplaats-lms).
+	PublicKeys map[string]string `yaml:"public_keys"`
+	// MaxClockSkew is how far a cavage `created` may be from now. Default "5m".
+	MaxClockSkew Duration `yaml:"max_clock_skew"`
+	// PublicPath is the request target the provider signs, for a proxy in
+	// front of the edge that rewrites paths. Default: the path as received.
+	PublicPath string `yaml:"public_path"`
+	// Secrets are the HMAC secrets (marktplaats-api, offerte-adviseur); several for rotation.
+	Secrets []string `yaml:"secrets"`
+	// Token is the shared token of a token source (lokalebasen).
+	Token string `yaml:"token"`
+	// Tokens are more tokens, for rotation.
+	Tokens []string `yaml:"tokens"`
+	// AllowCIDRs optionally restricts a token source to these networks.
+	AllowCIDRs []string `yaml:"allow_cidrs"`
+
+	// Keys are the parsed PublicKeys.
+	Keys map[string]*rsa.PublicKey `yaml:"-"`
+	// Allow are the parsed AllowCIDRs.
+	Allow []netip.Prefix `yaml:"-"`
+}
+
+// AllTokens returns Token and Tokens together.
+func (s *Source) AllTokens() []string {
+	var all []string
+	if s.Token != "" {
+		all = append(all, s.Token)
+	}
+	return append(all, s.Tokens...)
+}
+
+// Adapter is one downstream LMS integration.
+type Adapter struct {
+	// Name identifies the adapter in subjects and metrics.
+	Name string `yaml:"name"`
+	// Type is the adapter kind, e.g. "webhook".
+	Type string `yaml:"type"`
+	// URL the webhook adapter posts to.
+	URL string `yaml:"url"`
+	// Secret is the Standard Webhooks signing secret (whsec_...).
+	Secret string `yaml:"secret"`
+	// Secrets are more signing secrets, for rotation.
+	Secrets []string `yaml:"secrets"`
+	// Types filters event types ("lead.*"); empty means all.
+	Types []string `yaml:"types"`
+	// Tenants filters tenants; empty means all.
+	Tenants []string `yaml:"tenants"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("5m", "168h").
+// It is parsed during validation so that an error can name its field.
+type Duration struct {
+	time.Duration
+	raw string
+}
+
+// UnmarshalYAML keeps the text; Validate parses it.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	d.raw = n.Value
+	return nil
+}
+
+// MarshalYAML writes the duration back as a Go duration string.
+func (d Duration) MarshalYAML() (any, error) { return d.Duration.String(), nil }
+
+// Dur makes a Duration.
+func Dur(d time.Duration) Duration { return Duration{Duration: d} }
+
+// Load reads, expands, parses and validates the config file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	cfg, err := Parse(data, dir)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse expands ${ENV_VAR}s in data, decodes it strictly (unknown fields are
+// errors), fills defaults and validates. Relative file paths resolve against dir.
+func Parse(data []byte, dir string) (*Config, error) {
+	expanded, err := expandEnv(data)
+	if err != nil {
+		return nil, err
+	}
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	dec.KnownFields(true)
+	// An empty file decodes to the zero config, which then fails validation.
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("parsing yaml: %w", err)
+	}
+	cfg.Dir = dir
+	if err := cfg.setDefaultsAndValidate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// Source returns the source named name.
+func (c *Config) Source(name string) (*Source, bool) {
+	for i := range c.Sources {
+		if c.Sources[i].Name == name {
+			return &c.Sources[i], true
+		}
+	}
+	return nil, false
+}

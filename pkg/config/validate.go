@@ -1,0 +1,271 @@
+package config
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// token is what a name must look like to be used as a NATS subject token and
+// a URL path segment.
+var token = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// fieldErr builds an error that names its field, e.g. "sources[1].provider: ...".
+func fieldErr(field, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...))
+}
+
+func (d *Duration) resolve(field string, def time.Duration) error {
+	if d.raw == "" {
+		if d.Duration == 0 {
+			d.Duration = def
+		}
+		return nil
+	}
+	v, err := time.ParseDuration(d.raw)
+	if err != nil {
+		return fieldErr(field, "invalid duration %q (want e.g. \"90s\", \"5m\", \"168h\")", d.raw)
+	}
+	if v <= 0 {
+		return fieldErr(field, "duration must be positive, got %q", d.raw)
+	}
+	d.Duration = v
+	return nil
+}
+
+// setDefaultsAndValidate fills defaults and returns every problem found, each
+// naming its field.
+func (c *Config) setDefaultsAndValidate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxBodyBytes < 0 {
+		add(fieldErr("max_body_bytes", "must be positive, got %d", c.MaxBodyBytes))
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 4096
+	}
+	if c.MaxInFlight < 0 {
+		add(fieldErr("max_in_flight", "must be positive, got %d", c.MaxInFlight))
+	}
+	add(c.PublishTimeout.resolve("publish_timeout", 5*time.Second))
+	add(c.ShutdownTimeout.resolve("shutdown_timeout", 25*time.Second))
+	add(c.DedupeTTL.resolve("dedupe_ttl", 168*time.Hour))
+	add(c.Streams.RawMaxAge.resolve("streams.raw_max_age", 30*24*time.Hour))
+	add(c.Streams.RawDuplicateWindow.resolve("streams.raw_duplicate_window", 2*time.Minute))
+
+	switch c.Log.Format {
+	case "":
+		c.Log.Format = "json"
+	case "json", "console":
+	default:
+		add(fieldErr("log.format", "unknown format %q (want json or console)", c.Log.Format))
+	}
+	switch c.Log.Level {
+	case "":
+		c.Log.Level = "info"
+	case "debug", "info", "warn", "error":
+	default:
+		add(fieldErr("log.level", "unknown level %q (want debug, info, warn or error)", c.Log.Level))
+	}
+
+	if c.NATS.URL == "" {
+		if c.NATS.StoreDir == "" {
+			c.NATS.StoreDir = ".data/nats"
+		}
+		if c.NATS.Listen == "" {
+			c.NATS.Listen = "127.0.0.1:4222"
+		}
+		if _, err := netip.ParseAddrPort(c.NATS.Listen); err != nil {
+			add(fieldErr("nats.listen", "want host:port with an IP host, got %q", c.NATS.Listen))
+		}
+		c.NATS.StoreDir = c.path(c.NATS.StoreDir)
+	}
+	if c.NATS.Replicas == 0 {
+		c.NATS.Replicas = 1
+	}
+	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
+		add(fieldErr("nats.replicas", "must be between 1 and 5, got %d", c.NATS.Replicas))
+	}
+	if c.NATS.CredsFile != "" {
+		c.NATS.CredsFile = c.path(c.NATS.CredsFile)
+	}
+
+	if len(c.Sources) == 0 {
+		add(fieldErr("sources", "at least one source is required"))
+	}
+	seen := map[string]int{}
+	for i := range c.Sources {
+		field := fmt.Sprintf("sources[%d]", i)
+		s := &c.Sources[i]
+		if prev, dup := seen[s.Name]; dup && s.Name != "" {
+			add(fieldErr(field+".name", "duplicate source name %q (also sources[%d])", s.Name, prev))
+		}
+		seen[s.Name] = i
+		for _, err := range c.validateSource(field, s) {
+			add(err)
+		}
+	}
+	for i := range c.Adapters {
+		for _, err := range validateAdapter(fmt.Sprintf("adapters[%d]", i), &c.Adapters[i]) {
+			add(err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateSource(field string, s *Source) []error {
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+	if !token.MatchString(s.Name) {
+		add(fieldErr(field+".name", "must match %s, got %q", token, s.Name))
+	}
+	if !token.MatchString(s.Tenant) {
+		add(fieldErr(field+".tenant", "must match %s, got %q", token, s.Tenant))
+	}
+	if s.PublicPath != "" && !strings.HasPrefix(s.PublicPath, "/") {
+		add(fieldErr(field+".public_path", "must start with /, got %q", s.PublicPath))
+	}
+	if err := s.MaxClockSkew.resolve(field+".max_clock_skew", 5*time.Minute); err != nil {
+		add(err)
+	}
+	for j, cidr := range s.AllowCIDRs {
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			add(fieldErr(fmt.Sprintf("%s.allow_cidrs[%d]", field, j), "invalid CIDR %q", cidr))
+			continue
+		}
+		s.Allow = append(s.Allow, p.Masked())
+	}
+	unused := func(name string, set bool) {
+		if set {
+			add(fieldErr(field+"."+name, "not used by provider %s", s.Provider))
+		}
+	}
+	switch s.Provider {
+	case ProviderMarktplaatsLMS:
+		unused("secrets", len(s.Secrets) > 0)
+		unused("token", len(s.AllTokens()) > 0)
+		if len(s.PublicKeys) == 0 {
+			add(fieldErr(field+".public_keys", "required for provider %s (keyId: PEM file)", s.Provider))
+		}
+		s.Keys = map[string]*rsa.PublicKey{}
+		for _, keyID := range sortedKeys(s.PublicKeys) {
+			kf := fmt.Sprintf("%s.public_keys.%s", field, keyID)
+			key, err := loadPublicKey(c.path(s.PublicKeys[keyID]))
+			if err != nil {
+				add(fieldErr(kf, "%v", err))
+				continue
+			}
+			s.Keys[keyID] = key
+		}
+	case ProviderMarktplaatsAPI, ProviderOfferteAdviseur:
+		unused("public_keys", len(s.PublicKeys) > 0)
+		unused("token", len(s.AllTokens()) > 0)
+		if len(s.Secrets) == 0 {
+			add(fieldErr(field+".secrets", "at least one secret is required for provider %s", s.Provider))
+		}
+		for j, sec := range s.Secrets {
+			if sec == "" {
+				add(fieldErr(fmt.Sprintf("%s.secrets[%d]", field, j), "empty secret"))
+			}
+		}
+	case ProviderLokalebasen:
+		unused("public_keys", len(s.PublicKeys) > 0)
+		unused("secrets", len(s.Secrets) > 0)
+		if len(s.AllTokens()) == 0 {
+			add(fieldErr(field+".token", "required for provider %s", s.Provider))
+		}
+		for j, t := range s.AllTokens() {
+			if len(t) < 12 || strings.ContainsAny(t, "/ ") {
+				add(fieldErr(fmt.Sprintf("%s.token", field), "token #%d must be at least 12 characters without / or spaces", j))
+			}
+		}
+	case "":
+		add(fieldErr(field+".provider", "required (one of %s)", strings.Join(Providers, ", ")))
+	default:
+		add(fieldErr(field+".provider", "unknown provider %q (want one of %s)", s.Provider, strings.Join(Providers, ", ")))
+	}
+	return errs
+}
+
+func validateAdapter(field string, a *Adapter) []error {
+	var errs []error
+	if !token.MatchString(a.Name) {
+		errs = append(errs, fieldErr(field+".name", "must match %s, got %q", token, a.Name))
+	}
+	switch a.Type {
+	case "webhook":
+		if !strings.HasPrefix(a.URL, "http://") && !strings.HasPrefix(a.URL, "https://") {
+			errs = append(errs, fieldErr(field+".url", "want an http(s) URL, got %q", a.URL))
+		}
+		if a.Secret == "" && len(a.Secrets) == 0 {
+			errs = append(errs, fieldErr(field+".secret", "required for type webhook"))
+		}
+	default:
+		errs = append(errs, fieldErr(field+".type", "unknown adapter type %q (want webhook)", a.Type))
+	}
+	return errs
+}
+
+func (c *Config) path(p string) string {
+	if filepath.IsAbs(p) || c.Dir == "" {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+func loadPublicKey(path string) (*rsa.PublicKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading key file: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM block", path)
+	}
+	var pub any
+	switch block.Type {
+	case "PUBLIC KEY":
+		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("%s: PEM block %q is not a public key", path, block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	key, ok := pub.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an RSA public key", path)
+	}
+	return key, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,137 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/natstest"
+	"github.com/leadstream/leadstream/pkg/streams"
+)
+
+func testStreamConfig() *config.Config {
+	return &config.Config{
+		MaxBodyBytes: 1 << 20,
+		NATS:         config.NATS{Replicas: 1},
+		Streams: config.Streams{
+			RawMaxAge:          config.Dur(time.Hour),
+			RawDuplicateWindow: config.Dur(2 * time.Minute),
+		},
+	}
+}
+
+func rawMsg(id string) *nats.Msg {
+	return &nats.Msg{Subject: "raw.test.lead.src", Header: nats.Header{nats.MsgIdHdr: []string{id}}, Data: []byte(`{"id":"` + id + `"}`)}
+}
+
+func TestPublisherBatchesAndReportsDuplicates(t *testing.T) {
+	s := natstest.RunServer(t)
+	_, js := natstest.Connect(t, s)
+	ctx := context.Background()
+	if err := streams.Ensure(ctx, js, streams.RawConfig(testStreamConfig())); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var sizes []int
+	p := NewPublisher(js, PublisherConfig{Observe: func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }})
+	defer p.Close()
+
+	// A direct batch of fresh messages is committed as one atomic batch.
+	var batch []*pending
+	for i := range 5 {
+		batch = append(batch, &pending{msg: rawMsg(fmt.Sprintf("a%d", i)), done: make(chan result, 1)})
+	}
+	p.commit(batch)
+	for i, pd := range batch {
+		if r := <-pd.done; r.err != nil || r.pub.Duplicate {
+			t.Fatalf("batch message %d: %+v", i, r)
+		}
+	}
+	// A batch holding two redeliveries (one of them twice) is refused by the
+	// server as a whole; every message still gets its own answer.
+	batch = nil
+	for _, id := range []string{"a1", "b1", "a3", "b2", "a3"} {
+		batch = append(batch, &pending{msg: rawMsg(id), done: make(chan result, 1)})
+	}
+	p.commit(batch)
+	wantDup := []bool{true, false, true, false, true}
+	for i, pd := range batch {
+		r := <-pd.done
+		if r.err != nil || r.pub.Duplicate != wantDup[i] {
+			t.Fatalf("mixed batch message %d: got %+v, want duplicate=%v", i, r, wantDup[i])
+		}
+	}
+	info, err := js.Stream(ctx, streams.RAW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.CachedInfo().State.Msgs; n != 7 {
+		t.Fatalf("RAW holds %d messages, want 7 (a0-a4, b1, b2)", n)
+	}
+	for _, id := range []string{"b1", "b2"} {
+		if _, err := js.PublishMsg(ctx, rawMsg(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Concurrent callers: each answered after its own commit.
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pub, err := p.Publish(ctx, rawMsg(fmt.Sprintf("c%d", i)))
+			if err == nil && pub.Duplicate {
+				err = errors.New("fresh message reported duplicate")
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	info, _ = js.Stream(ctx, streams.RAW)
+	if n := info.CachedInfo().State.Msgs; n != 207 {
+		t.Fatalf("RAW holds %d messages, want 207", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("commit sizes: %v", sizes)
+}
+
+func TestPublisherUnavailable(t *testing.T) {
+	s := natstest.RunServer(t)
+	_, js := natstest.Connect(t, s)
+	// No stream behind the subject: nothing can be acknowledged.
+	p := NewPublisher(js, PublisherConfig{Timeout: 500 * time.Millisecond})
+	defer p.Close()
+	_, err := p.Publish(context.Background(), rawMsg("x"))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("got %v, want ErrUnavailable", err)
+	}
+	var batch []*pending
+	for i := range 3 {
+		batch = append(batch, &pending{msg: rawMsg(fmt.Sprint(i)), done: make(chan result, 1)})
+	}
+	p.commit(batch)
+	for _, pd := range batch {
+		if r := <-pd.done; !errors.Is(r.err, ErrUnavailable) {
+			t.Fatalf("batch: got %v, want ErrUnavailable", r.err)
+		}
+	}
+	p.Close()
+	if _, err := p.Publish(context.Background(), rawMsg("y")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("after Close: got %v, want ErrUnavailable", err)
+	}
+}
