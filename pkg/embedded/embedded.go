@@ -71,7 +71,7 @@ func Start(o Options) (*server.Server, error) {
 // logger adapts zap to nats-server's Logger.
 type logger struct{ s *zap.SugaredLogger }
 
-func (l *logger) Noticef(format string, v ...any) { l.s.Infof(format, v...) }
+func (l *logger) Noticef(format string, v ...any) { l.s.Debugf(format, v...) }
 func (l *logger) Warnf(format string, v ...any)   { l.s.Warnf(format, v...) }
 func (l *logger) Fatalf(format string, v ...any)  { l.s.Errorf(format, v...) }
 func (l *logger) Errorf(format string, v ...any)  { l.s.Errorf(format, v...) }

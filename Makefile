@@ -1,0 +1,48 @@
+# leadstream. Two commands do everything on a machine with only Go:
+#   make run    the whole pipeline on an embedded JetStream, sample config
+#   make test   every test, against real (embedded) JetStream servers
+GO ?= go
+# Every module of the workspace, as package patterns (./pkg/... ./services/edge/... ...).
+PKGS := $(shell $(GO) list -m -f '{{.Dir}}/...' 2>/dev/null)
+CONFIG ?= $(or $(LEADSTREAM_CONFIG),deploy/local/leadstream.yaml)
+FUZZTIME ?= 10s
+
+.PHONY: run test test-short race vet fuzz bench build simulate check
+
+## run: the whole pipeline in one process (embedded JetStream on 127.0.0.1:4222, edge on :8080)
+run:
+	$(GO) run ./cmd/leadstream run --config $(CONFIG)
+
+## simulate: send signed sample webhooks of every provider to the running edge
+simulate:
+	$(GO) run ./cmd/leadstream simulate --config $(CONFIG)
+
+## check: validate the config
+check:
+	$(GO) run ./cmd/leadstream check --config $(CONFIG)
+
+## test: vet, then every test with the race detector
+test: vet
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## test-short: every test without the race detector
+test-short:
+	$(GO) test -count=1 $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	@for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep ^Fuzz); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+## bench: load the edge and print requests/s, p50/p99 and the JetStream ceiling
+bench:
+	$(GO) run ./cmd/leadstream bench
+
+build:
+	$(GO) build -o bin/leadstream ./cmd/leadstream

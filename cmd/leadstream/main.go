@@ -1,0 +1,48 @@
+// Command leadstream is the one binary of the leadstream pipeline: each
+// service as a subcommand, the whole pipeline on an embedded JetStream
+// (`run`), and the operator tools.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `leadstream - webhook intake for lead marketplaces, on NATS JetStream
+
+usage: leadstream <command> [flags]
+
+commands:
+  run        the whole pipeline in one process; embedded JetStream when nats.url is empty
+  edge       the HTTP edge alone, against the NATS in nats.url
+  simulate   send correctly signed sample webhooks of every provider to an edge
+  check      load and validate the config, then exit (0 when valid)
+
+Every command takes --config (default: $LEADSTREAM_CONFIG, else deploy/local/leadstream.yaml).
+Run 'leadstream <command> -h' for its flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	cmds := map[string]func([]string) error{
+		"run":      cmdRun,
+		"edge":     cmdEdge,
+		"simulate": cmdSimulate,
+		"check":    cmdCheck,
+	}
+	cmd, ok := cmds[os.Args[1]]
+	if !ok {
+		if os.Args[1] != "-h" && os.Args[1] != "--help" && os.Args[1] != "help" {
+			fmt.Fprintf(os.Stderr, "leadstream: unknown command %q\n\n", os.Args[1])
+		}
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	if err := cmd(os.Args[2:]); err != nil {
+		fmt.Fprintf(os.Stderr, "leadstream %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,54 @@
+package edge
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Request outcomes, the `outcome` label of leadstream_edge_requests_total.
+const (
+	outcomeAccepted     = "accepted"
+	outcomeDuplicate    = "duplicate"
+	outcomeUnauthorized = "unauthorized"
+	outcomeNotFound     = "not_found"
+	outcomeTooLarge     = "too_large"
+	outcomeBadRequest   = "bad_request"
+	outcomeUnavailable  = "unavailable"
+	outcomeOverloaded   = "overloaded"
+)
+
+type metrics struct {
+	requests    *prometheus.CounterVec
+	verifyFails *prometheus.CounterVec
+	publish     prometheus.Histogram
+	batch       prometheus.Histogram
+	inFlight    prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadstream_edge_requests_total",
+			Help: "Webhook requests by source and outcome.",
+		}, []string{"source", "outcome"}),
+		verifyFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadstream_edge_verify_failures_total",
+			Help: "Requests that failed authenticity checks, by source and reason.",
+		}, []string{"source", "reason"}),
+		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "leadstream_edge_publish_seconds",
+			Help:    "Time from handing a request to JetStream until its PubAck (or failure).",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
+		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "leadstream_edge_commit_batch_size",
+			Help:    "Requests committed to RAW together in one atomic batch (group commit).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "leadstream_edge_in_flight",
+			Help: "Webhook requests being handled now.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.verifyFails, m.publish, m.batch, m.inFlight)
+	return m
+}

@@ -1,0 +1,314 @@
+// Package edge is leadstream's HTTP intake: it routes a webhook by source,
+// verifies it the provider's way, and answers 2xx only once the exact body is
+// durable in the RAW stream. It parses no more of a body than its event id
+// and kind, and calls nothing but NATS.
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/envelope"
+	"github.com/leadstream/leadstream/pkg/eventid"
+	"github.com/leadstream/leadstream/pkg/streams"
+	"github.com/leadstream/leadstream/services/edge/extract"
+	"github.com/leadstream/leadstream/services/edge/verify"
+)
+
+// Options are the edge's dependencies.
+type Options struct {
+	// Config is the validated configuration.
+	Config *config.Config
+	// JetStream is where RAW lives; the stream must exist.
+	JetStream jetstream.JetStream
+	// Logger is required.
+	Logger *zap.Logger
+	// Registry receives the edge's metrics; nil makes a private one.
+	Registry *prometheus.Registry
+	// Now is the verifiers' clock; nil is time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// Server is the edge's HTTP handler.
+type Server struct {
+	cfg      *config.Config
+	js       jetstream.JetStream
+	log      *zap.Logger
+	sources  map[string]*source
+	pub      *Publisher
+	metrics  *metrics
+	registry *prometheus.Registry
+	now      func() time.Time
+	inFlight atomic.Int64
+	mux      *http.ServeMux
+}
+
+type source struct {
+	cfg      *config.Source
+	verifier verify.Verifier
+	token    bool // URLs may carry the token as a last segment
+}
+
+// New builds the edge from o. Close releases it.
+func New(o Options) (*Server, error) {
+	if o.Config == nil || o.JetStream == nil || o.Logger == nil {
+		return nil, errors.New("edge: Config, JetStream and Logger are required")
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{
+		cfg:      o.Config,
+		js:       o.JetStream,
+		log:      o.Logger,
+		sources:  map[string]*source{},
+		metrics:  newMetrics(o.Registry),
+		registry: o.Registry,
+		now:      o.Now,
+	}
+	for i := range o.Config.Sources {
+		sc := &o.Config.Sources[i]
+		src, err := newSource(sc, o.Now)
+		if err != nil {
+			return nil, err
+		}
+		s.sources[sc.Name] = src
+	}
+	s.pub = NewPublisher(o.JetStream, PublisherConfig{
+		Timeout: o.Config.PublishTimeout.Duration,
+		Queue:   o.Config.MaxInFlight,
+		Observe: func(n int) { s.metrics.batch.Observe(float64(n)) },
+	})
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("POST /hooks/{source}", s.hook)
+	s.mux.HandleFunc("POST /hooks/{source}/{token}", s.hook)
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
+	return s, nil
+}
+
+func newSource(sc *config.Source, now func() time.Time) (*source, error) {
+	src := &source{cfg: sc}
+	switch sc.Provider {
+	case config.ProviderMarktplaatsLMS:
+		src.verifier = verify.NewCavage(sc.Keys, sc.MaxClockSkew.Duration, now)
+	case config.ProviderMarktplaatsAPI:
+		src.verifier = verify.NewHMAC("X-Ecg-Signature", byteSlices(sc.Secrets))
+	case config.ProviderOfferteAdviseur:
+		src.verifier = verify.NewHMAC("X-Offerte-Adviseur-Signature", byteSlices(sc.Secrets))
+	case config.ProviderLokalebasen:
+		src.verifier = verify.NewToken(sc.AllTokens(), sc.Allow)
+		src.token = true
+	default:
+		return nil, fmt.Errorf("edge: source %s: unknown provider %q", sc.Name, sc.Provider)
+	}
+	return src, nil
+}
+
+func byteSlices(ss []string) [][]byte {
+	out := make([][]byte, len(ss))
+	for i, s := range ss {
+		out[i] = []byte(s)
+	}
+	return out
+}
+
+// ServeHTTP serves the edge's routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Close stops the publisher: requests still waiting are answered 503. Call
+// it after the HTTP server has shut down.
+func (s *Server) Close() { s.pub.Close() }
+
+// accepted is the 202 body.
+type accepted struct {
+	ID        string `json:"id"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
+	n := s.inFlight.Add(1)
+	s.metrics.inFlight.Set(float64(n))
+	defer func() { s.metrics.inFlight.Set(float64(s.inFlight.Add(-1))) }()
+
+	name := r.PathValue("source")
+	src, ok := s.sources[name]
+	if !ok || (r.PathValue("token") != "" && !src.token) {
+		// An unknown name is not a label value: anyone can make up names.
+		s.metrics.requests.WithLabelValues("", outcomeNotFound).Inc()
+		writeError(w, http.StatusNotFound, "unknown source", "")
+		return
+	}
+	if n > int64(s.cfg.MaxInFlight) {
+		s.metrics.requests.WithLabelValues(name, outcomeOverloaded).Inc()
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "overloaded", "")
+		return
+	}
+	body, status, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		outcome := outcomeBadRequest
+		if status == http.StatusRequestEntityTooLarge {
+			outcome = outcomeTooLarge
+		}
+		s.metrics.requests.WithLabelValues(name, outcome).Inc()
+		s.log.Info("webhook rejected", zap.String("source", name), zap.String("outcome", outcome), zap.Error(err))
+		writeError(w, status, http.StatusText(status), "")
+		return
+	}
+
+	req := &verify.Request{
+		Method:   r.Method,
+		Path:     r.RequestURI,
+		Header:   r.Header,
+		Body:     body,
+		RemoteIP: remoteIP(r),
+		Token:    r.PathValue("token"),
+	}
+	if src.cfg.PublicPath != "" {
+		req.Path = src.cfg.PublicPath
+	}
+	res, err := src.verifier.Verify(req)
+	if err != nil {
+		reason := verify.Reason(err)
+		s.metrics.requests.WithLabelValues(name, outcomeUnauthorized).Inc()
+		s.metrics.verifyFails.WithLabelValues(name, reason).Inc()
+		s.log.Warn("webhook not authentic", zap.String("source", name), zap.String("reason", reason))
+		status := http.StatusUnauthorized
+		if errors.Is(err, verify.ErrForbiddenIP) {
+			status = http.StatusForbidden
+		}
+		writeError(w, status, "unauthorized", reason)
+		return
+	}
+
+	ev := extract.Extract(src.cfg.Provider, res.KeyID, body)
+	raw := &envelope.Raw{
+		Source:          name,
+		Provider:        src.cfg.Provider,
+		Tenant:          src.cfg.Tenant,
+		Kind:            ev.Kind,
+		EventID:         eventid.New(name, ev.ProviderEventID),
+		ProviderEventID: ev.ProviderEventID,
+		ReceivedAt:      time.Now().UTC(),
+		Method:          r.Method,
+		Path:            req.Path,
+		KeyID:           res.KeyID,
+		ContentType:     r.Header.Get("Content-Type"),
+		Signature:       signatureHeaders(r.Header),
+		Body:            body,
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout.Duration)
+	pub, err := s.pub.Publish(ctx, raw.Msg())
+	cancel()
+	s.metrics.publish.Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.metrics.requests.WithLabelValues(name, outcomeUnavailable).Inc()
+		s.log.Error("webhook not stored", zap.String("source", name), zap.String("event_id", raw.EventID), zap.Error(err))
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "jetstream unavailable", "")
+		return
+	}
+	outcome := outcomeAccepted
+	if pub.Duplicate {
+		outcome = outcomeDuplicate
+	}
+	s.metrics.requests.WithLabelValues(name, outcome).Inc()
+	if ce := s.log.Check(zap.DebugLevel, "webhook stored"); ce != nil {
+		ce.Write(zap.String("source", name), zap.String("event_id", raw.EventID), zap.String("kind", raw.Kind), zap.Bool("duplicate", pub.Duplicate))
+	}
+	writeJSON(w, http.StatusAccepted, accepted{ID: raw.EventID, Duplicate: pub.Duplicate})
+}
+
+// readBody reads at most limit bytes, answering 413 above it.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int, error) {
+	if r.ContentLength > limit {
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("content length %d over limit %d", r.ContentLength, limit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body over limit %d", limit)
+		}
+		return nil, http.StatusBadRequest, fmt.Errorf("reading body: %w", err)
+	}
+	return body, 0, nil
+}
+
+func signatureHeaders(h http.Header) http.Header {
+	out := make(http.Header, 2)
+	for _, k := range envelope.SignatureHeaders {
+		if v := h.Get(k); v != "" {
+			out[k] = []string{v}
+		}
+	}
+	return out
+}
+
+func remoteIP(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip, _ := netip.ParseAddr(host)
+	return ip.Unmap()
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz is ready when NATS is connected and RAW exists: only then can a
+// webhook be acknowledged.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if st := s.js.Conn().Status(); st != nats.CONNECTED {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "nats " + st.String()})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.js.Stream(ctx, streams.RAW); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "stream RAW: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func writeError(w http.ResponseWriter, status int, msg, reason string) {
+	body := map[string]string{"error": msg}
+	if reason != "" {
+		body["reason"] = reason
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	b = append(b, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
