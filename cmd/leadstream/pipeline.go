@@ -12,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -21,6 +20,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/embedded"
 	"github.com/leadstream/leadstream/pkg/logging"
+	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/services/edge"
 )
@@ -90,7 +90,7 @@ func runPipeline(path string, embeddedOK bool) error {
 		url = ns.ClientURL()
 		log.Info("embedded JetStream started (fsync before every ack)", zap.String("url", url), zap.String("store_dir", cfg.NATS.StoreDir))
 	}
-	nc, js, err := connect(url, cfg, log)
+	nc, js, err := natsconn.Connect(url, natsconn.Options{Name: "leadstream", CredsFile: cfg.NATS.CredsFile, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -131,27 +131,4 @@ func runPipeline(path string, embeddedOK bool) error {
 		log.Warn("draining nats connection", zap.Error(derr))
 	}
 	return err
-}
-
-func connect(url string, cfg *config.Config, log *zap.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	opts := []nats.Option{
-		nats.Name("leadstream"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", zap.Error(err)) }),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", zap.String("url", c.ConnectedUrlRedacted())) }),
-	}
-	if cfg.NATS.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATS.CredsFile))
-	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to nats: %w", err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("jetstream: %w", err)
-	}
-	return nc, js, nil
 }

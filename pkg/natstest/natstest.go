@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/leadstream/leadstream/pkg/embedded"
+	"github.com/leadstream/leadstream/pkg/natsconn"
 )
 
 // RunServer starts a JetStream server on a random port with its store in a
@@ -40,15 +41,11 @@ func RunServerOnDir(t testing.TB, dir, listen string) *server.Server {
 // closed when the test ends.
 func Connect(t testing.TB, s *server.Server) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	nc, js, err := natsconn.Connect(s.ClientURL(), natsconn.Options{Name: t.Name()})
 	if err != nil {
-		t.Fatalf("connecting to nats: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
 	return nc, js
 }
 

@@ -1,0 +1,60 @@
+// Package natsconn connects leadstream's services to NATS the same way
+// everywhere: reconnect forever, never buffer publishes while disconnected.
+package natsconn
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// Options configures a connection.
+type Options struct {
+	// Name is the client name the server shows.
+	Name string
+	// CredsFile is an optional NATS credentials file.
+	CredsFile string
+	// Logger receives connection events; nil is quiet.
+	Logger *zap.Logger
+}
+
+// Connect connects to url and returns the connection and a JetStream context.
+//
+// Publishes are not buffered while disconnected (ReconnectBufSize -1): a
+// buffered message could be stored after its caller was told 503, or lost
+// with the process after the caller was told nothing. Failing at once is the
+// honest answer, and providers retry.
+func Connect(url string, o Options) (*nats.Conn, jetstream.JetStream, error) {
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	opts := []nats.Option{
+		nats.Name(o.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", zap.Error(err))
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", zap.String("url", c.ConnectedUrlRedacted())) }),
+	}
+	if o.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(o.CredsFile))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to nats at %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
+}
