@@ -539,4 +539,3 @@ func TestJetStreamDown(t *testing.T) {
 		t.Fatalf("retry after restart: %d duplicate=%v, want 202 new", a.status, a.Duplicate)
 	}
 }
-
