@@ -121,7 +121,7 @@ func runPipeline(path string, embeddedOK bool) error {
 		g.Add(func() error { return e.Serve(ctx, ln) }, func(error) { cancel() })
 	}
 	err = g.Run()
-	var sig run.SignalError
+	var sig *run.SignalError
 	if errors.As(err, &sig) {
 		log.Info("stopping", zap.String("signal", sig.Signal.String()))
 		err = nil

@@ -99,8 +99,7 @@ func Load(t testing.TB) *File {
 }
 
 // ConfigYAML is a leadstream config with the four sources the vectors are
-// signed for (mp-leads, mp-api, offerte, lokalebasen); parse it with
-// config.Parse(yaml, f.Dir).
+// signed for (mp-leads, mp-api, offerte, lokalebasen), key paths absolute.
 func (f *File) ConfigYAML() string {
 	return fmt.Sprintf(`log: {format: console, level: error}
 sources:
@@ -123,6 +122,6 @@ sources:
     provider: lokalebasen
     tenant: t1
     token: %q
-`, f.PublicKeys["leadDeliveryKey"], f.PublicKeys["chatMessagePushKey"], f.MaxClockSkewSecond,
+`, filepath.Join(f.Dir, f.PublicKeys["leadDeliveryKey"]), filepath.Join(f.Dir, f.PublicKeys["chatMessagePushKey"]), f.MaxClockSkewSecond,
 		f.Secrets.MPAPI, f.Secrets.Offerte, f.Secrets.LokalebasenToken)
 }

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/envelope"
+	"github.com/leadstream/leadstream/pkg/natsconn"
+	"github.com/leadstream/leadstream/pkg/natstest"
+	"github.com/leadstream/leadstream/pkg/streams"
+	"github.com/leadstream/leadstream/pkg/testvectors"
+	"github.com/leadstream/leadstream/services/edge/simulate"
+)
+
+// buildBinary builds leadstream into a temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "leadstream")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// devProcess is `leadstream run` as a child process.
+type devProcess struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	url  string
+	done chan error
+}
+
+func startDev(t *testing.T, bin, cfgPath, url string) *devProcess {
+	t.Helper()
+	log, err := os.OpenFile(cfgPath+".log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &devProcess{t: t, cmd: cmd, url: url, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		select {
+		case err := <-p.done:
+			b, _ := os.ReadFile(cfgPath + ".log")
+			t.Fatalf("leadstream run exited: %v\n%s", err, b)
+		default:
+		}
+		resp, err := http.Get(url + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+	return p
+}
+
+// TestSIGKILLAfterBurst kills the dev process with SIGKILL while a burst of
+// webhooks is being answered; after a restart on the same data dir, every
+// request that got a 2xx is in RAW.
+func TestSIGKILLAfterBurst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	vec := testvectors.Load(t)
+	dir := t.TempDir()
+	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
+	cfgText := fmt.Sprintf("listen: %q\nnats:\n  store_dir: %q\n  listen: %q\n", httpAddr, filepath.Join(dir, "nats"), natsAddr) + vec.ConfigYAML()
+	cfgPath := filepath.Join(dir, "leadstream.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := simulate.NewSigner(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + httpAddr
+	p := startDev(t, bin, cfgPath, url)
+
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	const killAfter = 300
+	killed := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 10 * time.Second}
+	samples := simulate.Samples()
+	for w := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-killed:
+					return
+				default:
+				}
+				smp := samples[(w+i)%len(samples)]
+				src, _ := signer.SourceFor(smp.Provider)
+				body := simulate.Unique(smp.Provider, smp.Body, fmt.Sprintf("w%d-%d", w, i))
+				req, err := signer.Request(context.Background(), url, src, smp.Name, body)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					continue // the process is gone: not acknowledged
+				}
+				var a struct{ ID string }
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted || json.Unmarshal(b, &a) != nil {
+					continue
+				}
+				mu.Lock()
+				acked[a.ID] = true
+				n := len(acked)
+				mu.Unlock()
+				if n >= killAfter {
+					// Kill while the other workers' requests are still in flight.
+					once.Do(func() {
+						_ = p.cmd.Process.Signal(syscall.SIGKILL)
+						close(killed)
+					})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	<-p.done
+	mu.Lock()
+	total := len(acked)
+	mu.Unlock()
+	t.Logf("%d requests acknowledged before SIGKILL", total)
+
+	p = startDev(t, bin, cfgPath, url)
+	nc, js, err := natsconn.Connect("nats://"+natsAddr, natsconn.Options{Name: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	st, err := js.Stream(ctx, streams.RAW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := st.Info(ctx)
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		delete(acked, m.Header.Get(envelope.HdrEventID))
+	}
+	if len(acked) > 0 {
+		t.Fatalf("%d of %d acknowledged requests are missing from RAW after SIGKILL and restart", len(acked), total)
+	}
+	if info.State.Msgs < uint64(total) {
+		t.Fatalf("RAW holds %d, fewer than the %d acknowledged", info.State.Msgs, total)
+	}
+
+	// SIGTERM: a clean stop.
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit 30s after SIGTERM")
+	}
+}
