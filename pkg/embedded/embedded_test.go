@@ -1,0 +1,50 @@
+package embedded
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// TestShippedConfigsSyncAlways: every NATS config leadstream ships parses
+// with nats-server's own loader and syncs before every acknowledgement, as
+// the embedded server does.
+func TestShippedConfigsSyncAlways(t *testing.T) {
+	t.Setenv("NATS_SERVER_NAME", "nats-1")
+	files, _ := filepath.Glob("../../deploy/nats/*.conf")
+	if len(files) == 0 {
+		t.Fatal("no NATS configs under deploy/nats")
+	}
+	for _, f := range files {
+		opts, err := server.ProcessConfigFile(f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if !opts.JetStream || !opts.SyncAlways {
+			t.Errorf("%s: jetstream=%v sync always=%v, want both", f, opts.JetStream, opts.SyncAlways)
+		}
+	}
+}
+
+func TestStartSyncAlways(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Start(Options{Listen: "127.0.0.1:0", StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	if !s.JetStreamEnabled() {
+		t.Fatal("JetStream not enabled")
+	}
+	if !s.JetStreamConfig().SyncAlways {
+		t.Fatal("embedded server does not sync before ack")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "jetstream")); err != nil {
+		t.Fatalf("store dir not used: %v", err)
+	}
+	if _, err := Start(Options{Listen: "not-an-address", StoreDir: dir}); err == nil {
+		t.Fatal("bad listen address accepted")
+	}
+}
