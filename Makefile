@@ -7,7 +7,7 @@ PKGS := $(shell $(GO) list -m -f '{{.Dir}}/...' 2>/dev/null)
 CONFIG ?= $(or $(LEADSTREAM_CONFIG),deploy/local/leadstream.yaml)
 FUZZTIME ?= 10s
 
-.PHONY: run test test-short race vet fuzz bench build simulate check
+.PHONY: run test test-short race vet fuzz bench build simulate check proto
 
 ## run: the whole pipeline in one process (embedded JetStream on 127.0.0.1:4222, edge on :8080)
 run:
@@ -46,3 +46,7 @@ bench:
 
 build:
 	$(GO) build -o bin/leadstream ./cmd/leadstream
+
+## proto: regenerate proto/**/*.pb.go from the .proto files (pinned protocompile + protoc-gen-go, no protoc)
+proto:
+	cd proto && $(GO) run ./internal/protogen
