@@ -17,6 +17,7 @@ commands:
   edge       the HTTP edge alone, against the NATS in nats.url
   simulate   send correctly signed sample webhooks of every provider to an edge
   check      load and validate the config, then exit (0 when valid)
+  bench      load an in-process edge and print requests/s and latency next to the JetStream ceiling
 
 Every command takes --config (default: $LEADSTREAM_CONFIG, else deploy/local/leadstream.yaml).
 Run 'leadstream <command> -h' for its flags.
@@ -32,6 +33,7 @@ func main() {
 		"edge":     cmdEdge,
 		"simulate": cmdSimulate,
 		"check":    cmdCheck,
+		"bench":    cmdBench,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {

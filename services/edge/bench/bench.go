@@ -1,0 +1,381 @@
+// Package bench measures the edge under load next to the machine's own
+// JetStream ceiling, measured in the same run: signed requests of every
+// provider at a fixed concurrency against an in-process edge, then plain
+// JetStream publishes of the same bodies at the same concurrency, both into
+// file streams fsynced before every ack. It prints figures and asserts none:
+// timings depend on the machine.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/embedded"
+	"github.com/leadstream/leadstream/pkg/streams"
+	"github.com/leadstream/leadstream/services/edge"
+	"github.com/leadstream/leadstream/services/edge/simulate"
+)
+
+// Ceiling stream: RAW's settings under another name, so that the ceiling
+// pays for exactly the storage the edge pays for.
+const (
+	ceilingStream        = "CEILING"
+	ceilingSubjectPrefix = "ceiling."
+)
+
+// Options configures Run.
+type Options struct {
+	// Config supplies the sources with their secrets and keys, and the
+	// edge's limits. Its listen address and NATS settings are not used: the
+	// bench runs its own JetStream and edge on loopback. Required.
+	Config *config.Config
+	// Duration is how long each of the two measurements lasts. Default 10s.
+	Duration time.Duration
+	// Warmup is unmeasured load before each measurement, so that
+	// connections, buffers and the store are warm. Default 2s; negative for
+	// none.
+	Warmup time.Duration
+	// Concurrency is how many requests, or publishes, are in flight at
+	// once. Default 64.
+	Concurrency int
+	// StoreDir is JetStream's store. Default: a temporary directory, removed
+	// afterwards.
+	StoreDir string
+	// Presign is how many Marktplaats LMS requests are RSA-signed before the
+	// clock starts. A signature costs about as much CPU as the edge's whole
+	// handling of a request, so signing during the run would take cores from
+	// the edge; when the pool runs out, requests are signed all the same
+	// (outside their latency) and the report says how many. Default 20000;
+	// negative for none.
+	Presign int
+	// CPUProfile, when set, receives a CPU profile of the edge's
+	// measurement window. The load generator and nats-server run in this
+	// process and show in it too.
+	CPUProfile io.Writer
+	// Progress, when set, gets a line as each step starts: a run takes half
+	// a minute and should not look hung.
+	Progress io.Writer
+	// Logger receives the edge's and nats-server's log lines. Default: none.
+	Logger *zap.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.Duration == 0 {
+		o.Duration = 10 * time.Second
+	}
+	if o.Warmup == 0 {
+		o.Warmup = 2 * time.Second
+	}
+	if o.Warmup < 0 {
+		o.Warmup = 0
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 64
+	}
+	if o.Presign == 0 {
+		o.Presign = 20000
+	}
+	if o.Presign < 0 {
+		o.Presign = 0
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+}
+
+// Validate reports the first option Run cannot work with.
+func (o *Options) Validate() error {
+	switch {
+	case o.Config == nil:
+		return errors.New("bench: Config is required")
+	case o.Duration < 0:
+		return fmt.Errorf("bench: Duration %s is negative", o.Duration)
+	case o.Concurrency < 0:
+		return fmt.Errorf("bench: Concurrency %d is negative", o.Concurrency)
+	}
+	return nil
+}
+
+// Run starts JetStream and the edge in this process, loads the edge, then
+// measures plain publishes on the same server, and returns the figures.
+// The stores and servers are gone when it returns.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	o.setDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	// A copy: one embedded server holds one replica, whatever production uses.
+	cfg := *o.Config
+	cfg.NATS.Replicas = 1
+
+	dir := o.StoreDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "leadstream-bench-")
+		if err != nil {
+			return nil, fmt.Errorf("bench: store dir: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	progress(o.Progress, "starting JetStream (file store %s, fsync before every ack)", dir)
+	ns, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: dir, Logger: o.Logger})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+
+	signer, err := simulate.NewSigner(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	nonce, err := newNonce()
+	if err != nil {
+		return nil, err
+	}
+	tpls, err := newTemplates(signer, nonce)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+
+	rep := &Report{
+		Concurrency: o.Concurrency,
+		Warmup:      o.Warmup,
+		Duration:    o.Duration,
+		CPUs:        runtime.NumCPU(),
+		GOMAXPROCS:  runtime.GOMAXPROCS(0),
+		StoreDir:    dir,
+		Mix:         mix(tpls),
+	}
+	rep.TempStore = o.StoreDir == ""
+	if err := runEdge(ctx, &o, &cfg, ns.ClientURL(), tpls, signer, nonce, rep); err != nil {
+		return nil, err
+	}
+	if err := runCeiling(ctx, &o, &cfg, ns.ClientURL(), tpls, signer, nonce, rep); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// runEdge serves the edge on loopback and loads it over HTTP.
+func runEdge(ctx context.Context, o *Options, cfg *config.Config, url string, tpls []template, signer *simulate.Signer, nonce string, rep *Report) error {
+	nc, js, err := connect(url, "leadstream-bench-edge")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := streams.Ensure(ctx, js, streams.RawConfig(cfg)); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	// A reused store may hold an earlier run's messages.
+	held, err := streamMsgs(ctx, js, streams.RAW)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	srv, err := edge.New(edge.Options{Config: cfg, JetStream: js, Logger: o.Logger, Registry: reg})
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("bench: edge listener: %w", err)
+	}
+	// Not ctx: on interrupt the requests in flight still get their answers,
+	// so that RAW and the counts agree.
+	serveCtx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(serveCtx, ln) }()
+	defer func() {
+		stop()
+		<-served
+	}()
+
+	l := newLoad(tpls, signer, "http://"+ln.Addr().String(), nonce)
+	if o.Presign > 0 && rep.Mix[config.ProviderMarktplaatsLMS] > 0 {
+		progress(o.Progress, "RSA-signing %d Marktplaats LMS requests before the clock starts", o.Presign)
+		if err := l.presign(ctx, o.Presign); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+	}
+	rep.Presigned = len(l.pool)
+
+	tr := &http.Transport{
+		// Every worker keeps its connection: a new TCP handshake per
+		// request would measure the kernel, not the edge.
+		MaxIdleConns:        2 * o.Concurrency,
+		MaxIdleConnsPerHost: 2 * o.Concurrency,
+		IdleConnTimeout:     time.Minute,
+		DisableCompression:  true,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 2*cfg.PublishTimeout.Duration + 10*time.Second}
+
+	// Metrics are snapshotted as the window opens so that the warmup's
+	// batches do not count.
+	var (
+		before    [2]histogram
+		profiling bool
+	)
+	var cpu [2]cpuTimes
+	atMeasure := func() {
+		cpu[0] = readCPUTimes()
+		before[0], _ = gather(reg, "leadstream_edge_commit_batch_size")
+		before[1], _ = gather(reg, "leadstream_edge_publish_seconds")
+		if o.CPUProfile != nil {
+			if err := pprof.StartCPUProfile(o.CPUProfile); err != nil {
+				o.Logger.Warn("cpu profile not started", zap.Error(err))
+			} else {
+				profiling = true
+			}
+		}
+	}
+	progress(o.Progress, "edge: %s warmup, then %s measured, %d concurrent requests", o.Warmup, o.Duration, o.Concurrency)
+	rep.Edge = drive(ctx, o.Concurrency, o.Warmup, o.Duration, http.StatusAccepted, atMeasure, func() shot {
+		// Building and signing the request is the provider's work: not timed.
+		req, err := l.request(ctx)
+		if err != nil {
+			return shot{start: time.Now(), err: err}
+		}
+		return send(client, req)
+	})
+	cpu[1] = readCPUTimes()
+	if profiling {
+		pprof.StopCPUProfile()
+	}
+	rep.OtherCPUs[0] = otherCPUs(cpu[0], cpu[1], rep.CPUs)
+	rep.SignedInRun = int(l.inline.Load())
+
+	batch, err := gather(reg, "leadstream_edge_commit_batch_size")
+	if err != nil {
+		return err
+	}
+	wait, err := gather(reg, "leadstream_edge_publish_seconds")
+	if err != nil {
+		return err
+	}
+	batch, wait = batch.sub(before[0]), wait.sub(before[1])
+	rep.Commits = int(batch.count)
+	rep.BatchMean = batch.mean()
+	rep.CommitWait = time.Duration(wait.mean() * float64(time.Second))
+
+	// Every request has its answer by now (drive waits for them), so
+	// RAW holds all it will.
+	n, err := streamMsgs(ctx, js, streams.RAW)
+	rep.RawStored = n - held
+	return err
+}
+
+// send is one timed request: from writing it until its answer is read.
+func send(client *http.Client, req *http.Request) shot {
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return shot{start: start, latency: time.Since(start), err: err}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	lat := time.Since(start)
+	if err != nil {
+		return shot{start: start, latency: lat, err: fmt.Errorf("reading answer: %w", err)}
+	}
+	// The edge writes `"duplicate":true` itself; a JSON decode per answer
+	// would be load generator CPU taken from the edge.
+	return shot{start: start, latency: lat, status: resp.StatusCode, dup: bytes.Contains(body, dupTrue)}
+}
+
+var dupTrue = []byte(`"duplicate":true`)
+
+// runCeiling publishes the same bodies straight into a stream like RAW.
+func runCeiling(ctx context.Context, o *Options, cfg *config.Config, url string, tpls []template, signer *simulate.Signer, nonce string, rep *Report) error {
+	nc, js, err := connect(url, "leadstream-bench-ceiling")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	sc := streams.RawConfig(cfg)
+	sc.Name = ceilingStream
+	sc.Description = "leadstream bench: the JetStream ceiling, RAW's settings"
+	sc.Subjects = []string{ceilingSubjectPrefix + ">"}
+	if err := streams.Ensure(ctx, js, sc); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	held, err := streamMsgs(ctx, js, ceilingStream)
+	if err != nil {
+		return err
+	}
+	l := newLoad(tpls, signer, "", nonce)
+	progress(o.Progress, "ceiling: %s warmup, then %s measured, %d concurrent js.PublishMsg", o.Warmup, o.Duration, o.Concurrency)
+	var cpu [2]cpuTimes
+	atMeasure := func() { cpu[0] = readCPUTimes() }
+	rep.Ceiling = drive(ctx, o.Concurrency, o.Warmup, o.Duration, 0, atMeasure, func() shot {
+		msg := l.msg()
+		start := time.Now()
+		ack, err := js.PublishMsg(ctx, msg)
+		s := shot{start: start, latency: time.Since(start), err: err}
+		if err == nil {
+			s.dup = ack.Duplicate
+		}
+		return s
+	})
+	cpu[1] = readCPUTimes()
+	rep.OtherCPUs[1] = otherCPUs(cpu[0], cpu[1], rep.CPUs)
+	n, err := streamMsgs(ctx, js, ceilingStream)
+	rep.CeilingStored = n - held
+	return err
+}
+
+// streamMsgs is how many messages stream holds now.
+func streamMsgs(ctx context.Context, js jetstream.JetStream, stream string) (uint64, error) {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("bench: stream %s: %w", stream, err)
+	}
+	return st.CachedInfo().State.Msgs, nil
+}
+
+func connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, nats.Name(name))
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: connecting to nats: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("bench: jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+// newNonce returns a short random prefix for this run's event ids.
+func newNonce() (string, error) {
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("bench: nonce: %w", err)
+	}
+	return "bench" + hex.EncodeToString(b), nil
+}
+
+func progress(w io.Writer, format string, a ...any) {
+	fmt.Fprintf(w, "bench: "+format+"\n", a...)
+}

@@ -1,0 +1,179 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/services/edge/extract"
+	"github.com/leadstream/leadstream/services/edge/simulate"
+)
+
+// demoConfig is the config `make bench` uses: its demo keys let the
+// simulator sign for every provider.
+func demoConfig(tb testing.TB) *config.Config {
+	tb.Helper()
+	cfg, err := config.Load("../../../deploy/local/leadstream.yaml")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cfg
+}
+
+// TestRun keeps the harness from rotting: a short run must answer every
+// request 202, store exactly the fresh ones, and publish the ceiling. It
+// asserts no timings.
+func TestRun(t *testing.T) {
+	const presign = 8 // small, so that the run also signs during the load
+	rep, err := Run(context.Background(), Options{
+		Config:      demoConfig(t),
+		Duration:    300 * time.Millisecond,
+		Warmup:      50 * time.Millisecond,
+		Concurrency: 4,
+		StoreDir:    t.TempDir(),
+		Presign:     presign,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	rep.Print(&out)
+	t.Log("\n" + out.String())
+
+	if rep.Edge.Requests == 0 {
+		t.Error("no edge request was answered 202 in the window")
+	}
+	if rep.Edge.Errors != 0 || len(rep.Edge.Statuses) != 0 {
+		t.Errorf("edge: %d errors, answers other than 202: %v, first error: %q", rep.Edge.Errors, rep.Edge.Statuses, rep.Edge.FirstError)
+	}
+	if rep.Edge.Duplicates != 0 {
+		t.Errorf("edge answered %d requests as duplicates: the load is not unique", rep.Edge.Duplicates)
+	}
+	if rep.RawStored != uint64(rep.Edge.Fresh) {
+		t.Errorf("RAW gained %d messages, the edge answered %d requests 202 with duplicate=false", rep.RawStored, rep.Edge.Fresh)
+	}
+	if rep.Presigned != presign {
+		t.Errorf("presigned %d requests, want %d", rep.Presigned, presign)
+	}
+	if rep.Commits == 0 {
+		t.Error("the edge's commit batch histogram saw no commit in the window")
+	}
+	if rep.Ceiling.Requests == 0 {
+		t.Error("no ceiling publish was acknowledged in the window")
+	}
+	if rep.Ceiling.Errors != 0 || rep.Ceiling.Duplicates != 0 {
+		t.Errorf("ceiling: %d errors (first %q), %d duplicates", rep.Ceiling.Errors, rep.Ceiling.FirstError, rep.Ceiling.Duplicates)
+	}
+	if rep.CeilingStored != uint64(rep.Ceiling.Fresh) {
+		t.Errorf("CEILING gained %d messages, %d publishes were acknowledged", rep.CeilingStored, rep.Ceiling.Fresh)
+	}
+	for _, p := range config.Providers {
+		if rep.Mix[p] == 0 {
+			t.Errorf("the load has no sample of %s", p)
+		}
+	}
+	if !strings.Contains(out.String(), "edge/ceiling") {
+		t.Errorf("report lacks the edge/ceiling ratio:\n%s", out.String())
+	}
+}
+
+// TestTemplatesMakeUniqueEventIDs checks what the edge deduplicates on: two
+// counters of one sample must give two event ids, and the body must stay
+// JSON, or the load would measure duplicates or dead letters.
+func TestTemplatesMakeUniqueEventIDs(t *testing.T) {
+	signer, err := simulate.NewSigner(demoConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpls, err := newTemplates(signer, "benchtest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tpls) != len(simulate.Samples()) {
+		t.Fatalf("%d templates of %d samples", len(tpls), len(simulate.Samples()))
+	}
+	seen := map[string]string{}
+	for i := range tpls {
+		tp := &tpls[i]
+		for _, n := range []uint64{0, 1, 9999999999999999} {
+			body := tp.bodyFor(n)
+			if !json.Valid(body) {
+				t.Fatalf("%s counter %d: body is not JSON: %s", tp.name, n, body)
+			}
+			id := tp.src.Name + ":" + extract.Extract(tp.provider, "", body).ProviderEventID
+			if prev, ok := seen[id]; ok {
+				t.Fatalf("%s counter %d: event id %s already made by %s", tp.name, n, id, prev)
+			}
+			seen[id] = tp.name
+		}
+	}
+	if got := string(tpls[0].body); !strings.Contains(got, "benchtest0000000000000000") {
+		t.Fatalf("template body lacks its counter: %s", got)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	ms := func(ns ...int) []time.Duration {
+		out := make([]time.Duration, len(ns))
+		for i, n := range ns {
+			out[i] = time.Duration(n) * time.Millisecond
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		sorted []time.Duration
+		q      float64
+		want   time.Duration
+	}{
+		{"one value", ms(7), 0.99, 7 * time.Millisecond},
+		{"median of four is the second", ms(1, 2, 3, 4), 0.5, 2 * time.Millisecond},
+		{"p99 of 100 is the 99th", ms(seq(100)...), 0.99, 99 * time.Millisecond},
+		{"p99.9 of 100 is the max", ms(seq(100)...), 0.999, 100 * time.Millisecond},
+		{"p0 is the min", ms(3, 5), 0, 3 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := percentile(tt.sorted, tt.q); got != tt.want {
+				t.Errorf("percentile(%v) = %s, want %s", tt.q, got, tt.want)
+			}
+		})
+	}
+}
+
+func seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i + 1
+	}
+	return out
+}
+
+// BenchmarkEdgeHTTP is a short `make bench` as a Go benchmark: one fixed-time
+// run, whatever b.N asks, reported as rates instead of ns/op.
+func BenchmarkEdgeHTTP(b *testing.B) {
+	cfg := demoConfig(b)
+	var rep *Report
+	for b.Loop() {
+		var err error
+		rep, err = Run(context.Background(), Options{
+			Config:   cfg,
+			Duration: 2 * time.Second,
+			Warmup:   500 * time.Millisecond,
+			StoreDir: b.TempDir(),
+			Presign:  4000,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(rep.Edge.Rate(), "edge-req/s")
+	b.ReportMetric(float64(rep.Edge.P99)/float64(time.Millisecond), "edge-p99-ms")
+	b.ReportMetric(rep.Ceiling.Rate(), "ceiling-pub/s")
+	b.ReportMetric(rep.Ratio(), "edge/ceiling")
+}
