@@ -48,6 +48,8 @@ type Config struct {
 	NATS NATS `yaml:"nats"`
 	// Streams holds retention settings of the streams leadstream creates.
 	Streams Streams `yaml:"streams"`
+	// Normalizer configures the normalizer's consumers.
+	Normalizer Normalizer `yaml:"normalizer"`
 	// DedupeTTL is how long the normalizer remembers an event id. Default "168h".
 	DedupeTTL Duration `yaml:"dedupe_ttl"`
 	// Sources are the webhook endpoints, one per provider account.
@@ -89,6 +91,33 @@ type Streams struct {
 	RawMaxAge Duration `yaml:"raw_max_age"`
 	// RawDuplicateWindow is JetStream's Nats-Msg-Id window on RAW. Default "2m".
 	RawDuplicateWindow Duration `yaml:"raw_duplicate_window"`
+	// EventsMaxAge is how long EVENTS keeps normalized events. Default "720h".
+	EventsMaxAge Duration `yaml:"events_max_age"`
+	// EventsDuplicateWindow is the Nats-Msg-Id window on EVENTS: a normalizer
+	// redelivery within it is a JetStream duplicate. Default "2h".
+	EventsDuplicateWindow Duration `yaml:"events_duplicate_window"`
+	// DLQMaxAge is how long dead letters are kept. Default "2160h" (90 days).
+	DLQMaxAge Duration `yaml:"dlq_max_age"`
+}
+
+// Normalizer configures the normalizer's consumers.
+type Normalizer struct {
+	// AckWait is how long JetStream waits for an ack before redelivering; it
+	// must exceed HandlerTimeout. Default "30s".
+	AckWait Duration `yaml:"ack_wait"`
+	// HandlerTimeout bounds one attempt at one message. Default "10s".
+	HandlerTimeout Duration `yaml:"handler_timeout"`
+	// MaxDeliver is how often JetStream delivers a message. A message still
+	// failing (transiently) at its last delivery is dead-lettered with reason
+	// "retries_exhausted"; redeliveries back off from 1s to 1m. Default 20.
+	MaxDeliver int `yaml:"max_deliver"`
+	// MaxAckPending is how many messages a kind's consumer has in flight. Default 16.
+	MaxAckPending int `yaml:"max_ack_pending"`
+	// Retries is how often a failing message is retried in process before it
+	// is nacked (transient errors) or dead-lettered (a panic). Default 3.
+	Retries int `yaml:"retries"`
+	// Subscribers is the number of concurrent subscriptions per kind. Default 2.
+	Subscribers int `yaml:"subscribers"`
 }
 
 // Source is one webhook endpoint: POST /hooks/<name>.
@@ -153,11 +182,15 @@ type Adapter struct {
 type Duration struct {
 	time.Duration
 	raw string
+	// notScalar records a list or map where a duration was expected: its
+	// Value is "", which would otherwise pass for an absent field.
+	notScalar bool
 }
 
 // UnmarshalYAML keeps the text; Validate parses it.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	d.raw = n.Value
+	d.notScalar = n.Kind != yaml.ScalarNode
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,6 +26,9 @@ func fieldErr(field, format string, args ...any) error {
 }
 
 func (d *Duration) resolve(field string, def time.Duration) error {
+	if d.notScalar {
+		return fieldErr(field, "want a duration string (e.g. \"90s\", \"5m\", \"168h\"), got a list or map")
+	}
 	if d.raw == "" {
 		if d.Duration == 0 {
 			d.Duration = def
@@ -71,6 +75,12 @@ func (c *Config) setDefaultsAndValidate() error {
 	add(c.DedupeTTL.resolve("dedupe_ttl", 168*time.Hour))
 	add(c.Streams.RawMaxAge.resolve("streams.raw_max_age", 30*24*time.Hour))
 	add(c.Streams.RawDuplicateWindow.resolve("streams.raw_duplicate_window", 2*time.Minute))
+	add(c.Streams.EventsMaxAge.resolve("streams.events_max_age", 30*24*time.Hour))
+	add(c.Streams.EventsDuplicateWindow.resolve("streams.events_duplicate_window", 2*time.Hour))
+	add(c.Streams.DLQMaxAge.resolve("streams.dlq_max_age", 90*24*time.Hour))
+	for _, err := range c.Normalizer.setDefaultsAndValidate() {
+		add(err)
+	}
 
 	switch c.Log.Format {
 	case "":
@@ -124,8 +134,17 @@ func (c *Config) setDefaultsAndValidate() error {
 			add(err)
 		}
 	}
+	// An adapter's name is its durable consumer and DLQ subject token: two
+	// adapters with one name would share a consumer and split its events.
+	seenAdapters := map[string]int{}
 	for i := range c.Adapters {
-		for _, err := range validateAdapter(fmt.Sprintf("adapters[%d]", i), &c.Adapters[i]) {
+		field := fmt.Sprintf("adapters[%d]", i)
+		a := &c.Adapters[i]
+		if prev, dup := seenAdapters[a.Name]; dup && a.Name != "" {
+			add(fieldErr(field+".name", "duplicate adapter name %q (also adapters[%d])", a.Name, prev))
+		}
+		seenAdapters[a.Name] = i
+		for _, err := range validateAdapter(field, a) {
 			add(err)
 		}
 	}
@@ -194,15 +213,50 @@ func (c *Config) validateSource(field string, s *Source) []error {
 		if len(s.AllTokens()) == 0 {
 			add(fieldErr(field+".token", "required for provider %s", s.Provider))
 		}
-		for j, t := range s.AllTokens() {
+		// Name the field the bad token is in (token or tokens[j]), never the token.
+		checkToken := func(f, t string) {
 			if len(t) < 12 || strings.ContainsAny(t, "/ ") {
-				add(fieldErr(fmt.Sprintf("%s.token", field), "token #%d must be at least 12 characters without / or spaces", j))
+				add(fieldErr(f, "must be at least 12 characters without / or spaces"))
 			}
+		}
+		if s.Token != "" {
+			checkToken(field+".token", s.Token)
+		}
+		for j, t := range s.Tokens {
+			checkToken(fmt.Sprintf("%s.tokens[%d]", field, j), t)
 		}
 	case "":
 		add(fieldErr(field+".provider", "required (one of %s)", strings.Join(Providers, ", ")))
 	default:
 		add(fieldErr(field+".provider", "unknown provider %q (want one of %s)", s.Provider, strings.Join(Providers, ", ")))
+	}
+	return errs
+}
+
+func (n *Normalizer) setDefaultsAndValidate() []error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	add(n.AckWait.resolve("normalizer.ack_wait", 30*time.Second))
+	add(n.HandlerTimeout.resolve("normalizer.handler_timeout", 10*time.Second))
+	if n.AckWait.Duration <= n.HandlerTimeout.Duration {
+		add(fieldErr("normalizer.ack_wait", "must exceed normalizer.handler_timeout (%s), got %s: else JetStream redelivers messages still being handled", n.HandlerTimeout.Duration, n.AckWait.Duration))
+	}
+	ints := []struct {
+		name string
+		v    *int
+		def  int
+	}{{"max_deliver", &n.MaxDeliver, 20}, {"max_ack_pending", &n.MaxAckPending, 16}, {"retries", &n.Retries, 3}, {"subscribers", &n.Subscribers, 2}}
+	for _, f := range ints {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+		if *f.v < 0 {
+			add(fieldErr("normalizer."+f.name, "must be positive, got %d", *f.v))
+		}
 	}
 	return errs
 }
@@ -214,8 +268,8 @@ func validateAdapter(field string, a *Adapter) []error {
 	}
 	switch a.Type {
 	case "webhook":
-		if !strings.HasPrefix(a.URL, "http://") && !strings.HasPrefix(a.URL, "https://") {
-			errs = append(errs, fieldErr(field+".url", "want an http(s) URL, got %q", a.URL))
+		if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fieldErr(field+".url", "want an http(s) URL with a host, got %q", a.URL))
 		}
 		if a.Secret == "" && len(a.Secrets) == 0 {
 			errs = append(errs, fieldErr(field+".secret", "required for type webhook"))

@@ -6,7 +6,9 @@
 package extract
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -19,6 +21,9 @@ import (
 // maxIDLen bounds a provider event id used as-is in a header; longer or
 // stranger ids are replaced by their hash.
 const maxIDLen = 128
+
+// bodyIDPrefix starts every eventid.BodyID.
+const bodyIDPrefix = "sha256:"
 
 // Event is what the edge learns about a body.
 type Event struct {
@@ -54,9 +59,10 @@ func Extract(provider, keyID string, body []byte) Event {
 }
 
 // usableID reports whether id can travel as a header value and a dedupe key:
-// printable ASCII without spaces, bounded.
+// printable ASCII without spaces, bounded. An id that starts like a body hash
+// is refused too, so that a provider's id can never equal another body's hash.
 func usableID(id string) bool {
-	if id == "" || len(id) > maxIDLen || !utf8.ValidString(id) {
+	if id == "" || len(id) > maxIDLen || !utf8.ValidString(id) || strings.HasPrefix(id, bodyIDPrefix) {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -65,6 +71,30 @@ func usableID(id string) bool {
 		}
 	}
 	return true
+}
+
+// decodeObject decodes body into p and reports whether body is a JSON object.
+// A field of an unexpected type is left empty instead of failing the whole
+// body (encoding/json decodes the rest and reports an UnmarshalTypeError):
+// the public specs are incomplete, and a body whose eventType is a number or
+// whose eventData is not an object still has an id and call fields to read.
+// null, arrays and scalars are not objects: null decodes into a struct
+// without error, yet carries nothing to classify.
+func decodeObject(body []byte, p any) bool {
+	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
+		return false
+	}
+	if err := json.Unmarshal(body, p); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		return errors.As(err, &typeErr)
+	}
+	return true
+}
+
+// present reports whether a field was sent with a value: JSON null counts as
+// absent.
+func present(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
 }
 
 // idString reads a JSON id that providers send as a string or a number.
@@ -93,19 +123,18 @@ func marktplaatsLMS(keyID string, body []byte) (kind, id string) {
 		MessageID json.RawMessage `json:"messageId"`
 		ID        json.RawMessage `json:"id"`
 	}
-	parsed := json.Unmarshal(body, &p) == nil
+	if !decodeObject(body, &p) {
+		return envelope.KindUnknown, ""
+	}
 	switch {
 	case keyID == "leadDeliveryKey":
 		kind = envelope.KindLead
 	case keyID == "chatMessagePushKey":
 		kind = envelope.KindChat
-	case parsed && len(p.MessageID) > 0:
+	case present(p.MessageID):
 		kind = envelope.KindChat
-	case parsed && len(p.LeadID) > 0:
+	case present(p.LeadID):
 		kind = envelope.KindLead
-	}
-	if !parsed {
-		return envelope.KindUnknown, ""
 	}
 	switch kind {
 	case envelope.KindLead:
@@ -136,7 +165,7 @@ func marktplaatsAPI(body []byte) (kind, id string) {
 			FreespeeID json.RawMessage `json:"freespeeId"`
 		} `json:"eventData"`
 	}
-	if json.Unmarshal(body, &p) != nil {
+	if !decodeObject(body, &p) {
 		return envelope.KindUnknown, ""
 	}
 	switch {
@@ -146,7 +175,7 @@ func marktplaatsAPI(body []byte) (kind, id string) {
 		kind = envelope.KindASQ
 	case strings.EqualFold(p.EventType, "transactionStatusChanged"):
 		kind = envelope.KindTransaction
-	case len(p.EventData.CallID) > 0 || len(p.EventData.FreespeeID) > 0:
+	case present(p.EventData.CallID) || present(p.EventData.FreespeeID):
 		kind = envelope.KindCall
 	default:
 		kind = envelope.KindUnknown
@@ -160,7 +189,7 @@ func offerteAdviseur(body []byte) (kind, id string) {
 		ID   json.RawMessage `json:"id"`
 		Type string          `json:"type"`
 	}
-	if json.Unmarshal(body, &p) != nil {
+	if !decodeObject(body, &p) {
 		return envelope.KindUnknown, ""
 	}
 	prefix, _, _ := strings.Cut(p.Type, ".")
@@ -180,7 +209,7 @@ func lokalebasen(body []byte) string {
 	var p struct {
 		EventType string `json:"event_type"`
 	}
-	if json.Unmarshal(body, &p) != nil {
+	if !decodeObject(body, &p) {
 		return envelope.KindUnknown
 	}
 	if p.EventType == "enquiry_created" {
