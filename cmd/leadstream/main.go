@@ -15,6 +15,9 @@ usage: leadstream <command> [flags]
 commands:
   run        the whole pipeline in one process; embedded JetStream when nats.url is empty
   edge       the HTTP edge alone, against the NATS in nats.url
+  normalizer the normalizer consumers alone (--kinds=lead,chat,...), against nats.url
+  replay     re-normalize RAW into EVENTS from a sequence or time (--since, --kinds)
+  dlq        list, show, replay or drop dead letters (ls | show | replay | drop)
   simulate   send correctly signed sample webhooks of every provider to an edge
   check      load and validate the config, then exit (0 when valid)
   bench      load an in-process edge and print requests/s and latency next to the JetStream ceiling
@@ -29,11 +32,14 @@ func main() {
 		os.Exit(2)
 	}
 	cmds := map[string]func([]string) error{
-		"run":      cmdRun,
-		"edge":     cmdEdge,
-		"simulate": cmdSimulate,
-		"check":    cmdCheck,
-		"bench":    cmdBench,
+		"run":        cmdRun,
+		"edge":       cmdEdge,
+		"normalizer": cmdNormalizer,
+		"replay":     cmdReplay,
+		"dlq":        cmdDLQ,
+		"simulate":   cmdSimulate,
+		"check":      cmdCheck,
+		"bench":      cmdBench,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {

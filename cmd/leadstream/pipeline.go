@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/leadstream/leadstream/pkg/config"
@@ -23,6 +26,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/services/edge"
+	"github.com/leadstream/leadstream/services/normalizer"
 )
 
 // defaultConfig is the config file used when neither --config nor
@@ -49,23 +53,56 @@ func cmdCheck(args []string) error {
 	return nil
 }
 
+// services says which parts of the pipeline a process runs.
+type services struct {
+	edge       bool
+	normalizer bool
+	// kinds limits the normalizer; empty is all.
+	kinds []string
+	// embeddedOK allows an embedded JetStream when nats.url is empty.
+	embeddedOK bool
+	// adminListen serves /healthz, /readyz and /metrics for a process
+	// without the edge (which serves them itself).
+	adminListen string
+}
+
 func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	path := configFlag(fs)
 	_ = fs.Parse(args)
-	return runPipeline(*path, true)
+	return runPipeline(*path, services{edge: true, normalizer: true, embeddedOK: true})
 }
 
 func cmdEdge(args []string) error {
 	fs := flag.NewFlagSet("edge", flag.ExitOnError)
 	path := configFlag(fs)
 	_ = fs.Parse(args)
-	return runPipeline(*path, false)
+	return runPipeline(*path, services{edge: true})
 }
 
-// runPipeline wires the services and runs them until SIGINT or SIGTERM.
-// embeddedOK allows an embedded JetStream when nats.url is empty.
-func runPipeline(path string, embeddedOK bool) error {
+func cmdNormalizer(args []string) error {
+	fs := flag.NewFlagSet("normalizer", flag.ExitOnError)
+	path := configFlag(fs)
+	kinds := fs.String("kinds", "", "comma-separated kinds to consume (lead,chat,bid,asq,transaction,call,enquiry,invoice,unknown); empty: all")
+	admin := fs.String("admin-listen", ":9090", "address for /healthz, /readyz and /metrics")
+	_ = fs.Parse(args)
+	return runPipeline(*path, services{normalizer: true, kinds: splitList(*kinds), adminListen: *admin})
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// runPipeline wires the chosen services and runs them until SIGINT or
+// SIGTERM, then stops them in order: the edge stops taking requests, the
+// consumers finish what they hold, the connection drains.
+func runPipeline(path string, svc services) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err
@@ -79,7 +116,7 @@ func runPipeline(path string, embeddedOK bool) error {
 	var ns *server.Server
 	url := cfg.NATS.URL
 	if url == "" {
-		if !embeddedOK {
+		if !svc.embeddedOK {
 			return errors.New("nats.url is empty: a single service needs an external NATS (use `leadstream run` for the embedded dev mode)")
 		}
 		ns, err = embedded.Start(embedded.Options{Listen: cfg.NATS.Listen, StoreDir: cfg.NATS.StoreDir, Logger: log})
@@ -97,38 +134,76 @@ func runPipeline(path string, embeddedOK bool) error {
 	defer nc.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	err = streams.Ensure(ctx, js, streams.RawConfig(cfg))
-	cancel()
-	if err != nil {
+	defer cancel()
+	if err := streams.Ensure(ctx, js, streams.RawConfig(cfg)); err != nil {
 		return err
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	e, err := edge.New(edge.Options{Config: cfg, JetStream: js, Logger: log.Named("edge"), Registry: reg})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("edge: %w", err)
-	}
-
 	var g run.Group
 	g.Add(run.SignalHandler(context.Background(), os.Interrupt, syscall.SIGTERM))
-	{
-		ctx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { return e.Serve(ctx, ln) }, func(error) { cancel() })
+
+	if svc.normalizer {
+		n, err := normalizer.New(ctx, normalizer.Options{Config: cfg, URL: url, JetStream: js, Logger: log.Named("normalizer"), Registry: reg, Kinds: svc.kinds})
+		if err != nil {
+			return err
+		}
+		actor(&g, n.Run)
 	}
+	if svc.edge {
+		e, err := edge.New(edge.Options{Config: cfg, JetStream: js, Logger: log.Named("edge"), Registry: reg})
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("edge: %w", err)
+		}
+		actor(&g, func(ctx context.Context) error { return e.Serve(ctx, ln) })
+	} else if svc.adminListen != "" {
+		ln, err := net.Listen("tcp", svc.adminListen)
+		if err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+		actor(&g, func(ctx context.Context) error { return serveAdmin(ctx, ln, nc, reg) })
+	}
+
 	err = g.Run()
 	var sig *run.SignalError
 	if errors.As(err, &sig) {
 		log.Info("stopping", zap.String("signal", sig.Signal.String()))
 		err = nil
 	}
-	// Everything acknowledged is in RAW; drain hands back what is buffered.
+	// Everything acknowledged is in JetStream; drain hands back what is buffered.
 	if derr := nc.Drain(); derr != nil && !errors.Is(derr, nats.ErrConnectionClosed) {
 		log.Warn("draining nats connection", zap.Error(derr))
 	}
 	return err
+}
+
+// actor adds a long-running part to g, stopped by cancelling its context.
+func actor(g *run.Group, f func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.Add(func() error { return f(ctx) }, func(error) { cancel() })
+}
+
+// serveAdmin serves health and metrics for a process without the edge.
+func serveAdmin(ctx context.Context, ln net.Listener, nc *nats.Conn, reg *prometheus.Registry) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if nc.Status() != nats.CONNECTED {
+			http.Error(w, "nats "+nc.Status().String(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { <-ctx.Done(); _ = srv.Shutdown(context.Background()) }()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }

@@ -34,6 +34,7 @@ func Connect(url string, o Options) (*nats.Conn, jetstream.JetStream, error) {
 	}
 	opts := []nats.Option{
 		nats.Name(o.Name),
+		nats.Timeout(10 * time.Second),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectBufSize(-1),

@@ -6,14 +6,85 @@ package streams
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/leadstream/leadstream/pkg/config"
 )
 
-// RAW is the stream of verified webhook requests, the source of truth.
-const RAW = "RAW"
+// Stream and bucket names.
+const (
+	// RAW is the stream of verified webhook requests, the source of truth.
+	RAW = "RAW"
+	// EVENTS is the stream of normalized events downstream teams subscribe to.
+	EVENTS = "EVENTS"
+	// DLQ holds what could not be normalized or delivered, with the reason.
+	DLQ = "DLQ"
+	// DedupeBucket is the normalizer's seen-set of event ids.
+	DedupeBucket = "dedupe"
+)
+
+// EventsSubject is the EVENTS subject events.<kind>.<action>.<tenant>.
+func EventsSubject(kind, action, tenant string) string {
+	return "events." + kind + "." + action + "." + tenant
+}
+
+// DLQSubject is the DLQ subject dlq.<stage>.<name>.
+func DLQSubject(stage, name string) string { return "dlq." + stage + "." + name }
+
+// EventsConfig is EVENTS' configuration from cfg.
+func EventsConfig(cfg *config.Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        EVENTS,
+		Description: "leadstream: normalized events, protobuf leadstream.v1.Event with CloudEvents headers",
+		Subjects:    []string{"events.>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      cfg.Streams.EventsMaxAge.Duration,
+		Duplicates:  cfg.Streams.EventsDuplicateWindow.Duration,
+		Replicas:    cfg.NATS.Replicas,
+		AllowDirect: true,
+	}
+}
+
+// DLQConfig is DLQ's configuration from cfg.
+func DLQConfig(cfg *config.Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        DLQ,
+		Description: "leadstream: dead letters of every stage, with reason and origin",
+		Subjects:    []string{"dlq.>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      cfg.Streams.DLQMaxAge.Duration,
+		Duplicates:  2 * time.Minute,
+		Replicas:    cfg.NATS.Replicas,
+		AllowDirect: true,
+	}
+}
+
+// DedupeConfig is the dedupe bucket's configuration: keys expire after
+// dedupe_ttl (per key, which needs limit markers).
+func DedupeConfig(cfg *config.Config) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:         DedupeBucket,
+		Description:    "leadstream normalizer: event ids already published to EVENTS",
+		History:        1,
+		TTL:            cfg.DedupeTTL.Duration,
+		Storage:        jetstream.FileStorage,
+		Replicas:       cfg.NATS.Replicas,
+		LimitMarkerTTL: time.Minute,
+	}
+}
+
+// EnsureKV creates or updates a key-value bucket.
+func EnsureKV(ctx context.Context, js jetstream.JetStream, kvc jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, kvc)
+	if err != nil {
+		return nil, fmt.Errorf("creating or updating bucket %s: %w", kvc.Bucket, err)
+	}
+	return kv, nil
+}
 
 // RawConfig is RAW's configuration from cfg: file storage, the configured
 // retention and duplicate window, and atomic batch publishing so the edge can

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/dlq"
+	"github.com/leadstream/leadstream/pkg/natsconn"
+	"github.com/leadstream/leadstream/pkg/natstest"
+	"github.com/leadstream/leadstream/pkg/streams"
+	"github.com/leadstream/leadstream/pkg/testvectors"
+	"github.com/leadstream/leadstream/services/edge/simulate"
+)
+
+// TestRunEndToEnd runs `leadstream run` as a user would and sends the
+// samples with simulate, twice: every sample is normalized once, the doc
+// example is dead-lettered with its reason, and the second round adds
+// nothing.
+func TestRunEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	vec := testvectors.Load(t)
+	dir := t.TempDir()
+	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
+	cfgPath := filepath.Join(dir, "leadstream.yaml")
+	cfgText := fmt.Sprintf("listen: %q\nnats:\n  store_dir: %q\n  listen: %q\n", httpAddr, filepath.Join(dir, "nats"), natsAddr) + vec.ConfigYAML()
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := simulate.NewSigner(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + httpAddr
+	startDev(t, bin, cfgPath, url)
+	nc, js, err := natsconn.Connect("nats://"+natsAddr, natsconn.Options{Name: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+
+	samples := len(simulate.Samples())
+	count := func(stream string) uint64 {
+		st, err := js.Stream(context.Background(), stream)
+		if err != nil {
+			return 0
+		}
+		info, err := st.Info(context.Background())
+		if err != nil {
+			return 0
+		}
+		return info.State.Msgs
+	}
+	waitFor := func(stream string, want uint64) {
+		t.Helper()
+		natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+			if n := count(stream); n != want {
+				return fmt.Errorf("%s holds %d, want %d", stream, n, want)
+			}
+			return nil
+		})
+	}
+	for round := range 2 {
+		for _, r := range simulate.Run(context.Background(), &http.Client{Timeout: 10 * time.Second}, url, signer) {
+			if r.Err != nil || r.Status != http.StatusAccepted {
+				t.Fatalf("round %d: %s: %d %v %s", round, r.Sample, r.Status, r.Err, r.Body)
+			}
+		}
+		waitFor(streams.RAW, uint64(samples))
+		waitFor(streams.EVENTS, uint64(samples-1))
+		waitFor(streams.DLQ, 1)
+	}
+	letters, err := dlq.List(context.Background(), js, dlq.Filter{})
+	if err != nil || len(letters) != 1 || letters[0].Reason != "unsupported_type" || letters[0].Name != "unknown" {
+		t.Fatalf("dead letters: %+v %v", letters, err)
+	}
+}

@@ -1,0 +1,218 @@
+// Package dlq is the dead-letter stream's message format and the operator
+// verbs over it (list, show, drop): what any stage could not process lands
+// here with its reason, origin and attempts, and can be replayed by the
+// stage that knows how.
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/leadstream/leadstream/pkg/streams"
+)
+
+// Dead-letter header names. A dead letter also keeps every header of the
+// message it was made from (the RAW envelope, or the event's CloudEvents
+// headers), and its body is that message's body.
+const (
+	HdrStage    = "Leadstream-Dlq-Stage"
+	HdrName     = "Leadstream-Dlq-Name"
+	HdrReason   = "Leadstream-Dlq-Reason"
+	HdrError    = "Leadstream-Dlq-Error"
+	HdrSubject  = "Leadstream-Dlq-Subject"
+	HdrSequence = "Leadstream-Dlq-Sequence"
+	HdrAttempts = "Leadstream-Dlq-Attempts"
+	HdrAt       = "Leadstream-Dlq-At"
+	// HdrLog carries the per-attempt outcomes of a delivery, one per line.
+	HdrLog = "Leadstream-Dlq-Attempt-Log"
+)
+
+// Stages.
+const (
+	StageNormalize = "normalize"
+	StageDeliver   = "deliver"
+)
+
+// ErrNotFound means no dead letter has the given sequence.
+var ErrNotFound = errors.New("dlq: no such dead letter")
+
+// Letter is one dead letter.
+type Letter struct {
+	// Seq is the letter's own sequence in DLQ (set when read).
+	Seq uint64
+	// Stage is "normalize" or "deliver"; Name the kind or adapter.
+	Stage, Name string
+	// Reason is a short stable label ("unsupported_type", "terminal_status"...).
+	Reason string
+	// Error is the error text; never payload values.
+	Error string
+	// Subject and Sequence locate the original message (RAW or EVENTS).
+	Subject  string
+	Sequence uint64
+	// Attempts is how often processing was tried.
+	Attempts int
+	// At is when the letter was written.
+	At time.Time
+	// Header holds the original message's headers.
+	Header nats.Header
+	// Body is the original message's body.
+	Body []byte
+}
+
+// Msg encodes l for the DLQ stream on dlq.<stage>.<name>. msgID makes a
+// repeated dead-lettering of the same message within the DLQ's duplicate
+// window a JetStream duplicate.
+func (l *Letter) Msg(msgID string) *nats.Msg {
+	h := nats.Header{}
+	for k, v := range l.Header {
+		if k != nats.MsgIdHdr && !strings.HasPrefix(k, "Leadstream-Dlq-") {
+			h[k] = append([]string(nil), v...)
+		}
+	}
+	set := func(k, v string) {
+		if v != "" {
+			h.Set(k, v)
+		}
+	}
+	set(nats.MsgIdHdr, msgID)
+	set(HdrStage, l.Stage)
+	set(HdrName, l.Name)
+	set(HdrReason, l.Reason)
+	set(HdrError, oneLine(l.Error))
+	set(HdrSubject, l.Subject)
+	if l.Sequence > 0 {
+		set(HdrSequence, strconv.FormatUint(l.Sequence, 10))
+	}
+	set(HdrAttempts, strconv.Itoa(l.Attempts))
+	at := l.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	set(HdrAt, at.UTC().Format(time.RFC3339Nano))
+	return &nats.Msg{Subject: streams.DLQSubject(l.Stage, l.Name), Header: h, Data: l.Body}
+}
+
+// oneLine keeps a header value on one line.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+}
+
+// FromMsg decodes a stored dead letter.
+func FromMsg(m *jetstream.RawStreamMsg) *Letter {
+	get := m.Header.Get
+	l := &Letter{
+		Seq:     m.Sequence,
+		Stage:   get(HdrStage),
+		Name:    get(HdrName),
+		Reason:  get(HdrReason),
+		Error:   get(HdrError),
+		Subject: get(HdrSubject),
+		Header:  nats.Header{},
+		Body:    m.Data,
+	}
+	l.Sequence, _ = strconv.ParseUint(get(HdrSequence), 10, 64)
+	l.Attempts, _ = strconv.Atoi(get(HdrAttempts))
+	l.At, _ = time.Parse(time.RFC3339Nano, get(HdrAt))
+	for k, v := range m.Header {
+		if !strings.HasPrefix(k, "Leadstream-Dlq-") && k != nats.MsgIdHdr {
+			l.Header[k] = v
+		}
+	}
+	return l
+}
+
+// Filter selects dead letters.
+type Filter struct {
+	// Stage and Name, when set, must match.
+	Stage, Name string
+}
+
+func (f Filter) subject() string {
+	stage, name := "*", "*"
+	if f.Stage != "" {
+		stage = f.Stage
+	}
+	if f.Name != "" {
+		name = f.Name
+	}
+	return streams.DLQSubject(stage, name)
+}
+
+// List returns the dead letters matching f, oldest first.
+func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]*Letter, error) {
+	st, err := js.Stream(ctx, streams.DLQ)
+	if err != nil {
+		return nil, fmt.Errorf("dlq: %w", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dlq: %w", err)
+	}
+	if info.State.Msgs == 0 {
+		return nil, nil
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject()}})
+	if err != nil {
+		return nil, fmt.Errorf("dlq: %w", err)
+	}
+	var out []*Letter
+	for {
+		batch, err := cons.FetchNoWait(256)
+		if err != nil {
+			return nil, fmt.Errorf("dlq: %w", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, fmt.Errorf("dlq: %w", err)
+			}
+			out = append(out, FromMsg(&jetstream.RawStreamMsg{Subject: m.Subject(), Sequence: md.Sequence.Stream, Header: m.Headers(), Data: m.Data(), Time: md.Timestamp}))
+			if md.NumPending == 0 {
+				return out, batch.Error()
+			}
+		}
+		if n == 0 {
+			return out, batch.Error()
+		}
+	}
+}
+
+// Get returns the dead letter at seq.
+func Get(ctx context.Context, js jetstream.JetStream, seq uint64) (*Letter, error) {
+	st, err := js.Stream(ctx, streams.DLQ)
+	if err != nil {
+		return nil, fmt.Errorf("dlq: %w", err)
+	}
+	m, err := st.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("%w: %d", ErrNotFound, seq)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dlq: reading %d: %w", seq, err)
+	}
+	return FromMsg(m), nil
+}
+
+// Drop deletes the dead letter at seq.
+func Drop(ctx context.Context, js jetstream.JetStream, seq uint64) error {
+	st, err := js.Stream(ctx, streams.DLQ)
+	if err != nil {
+		return fmt.Errorf("dlq: %w", err)
+	}
+	if err := st.DeleteMsg(ctx, seq); err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return fmt.Errorf("%w: %d", ErrNotFound, seq)
+		}
+		return fmt.Errorf("dlq: deleting %d: %w", seq, err)
+	}
+	return nil
+}

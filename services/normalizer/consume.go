@@ -1,0 +1,317 @@
+package normalizer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/leadstream/leadstream/pkg/dlq"
+	"github.com/leadstream/leadstream/pkg/envelope"
+	"github.com/leadstream/leadstream/pkg/logging"
+	"github.com/leadstream/leadstream/pkg/natsconn"
+	"github.com/leadstream/leadstream/pkg/streams"
+	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
+)
+
+// Metadata keys the RAW unmarshaler adds to a watermill message.
+const (
+	mdSubject   = "leadstream_raw_subject"
+	mdSequence  = "leadstream_raw_sequence"
+	mdDelivered = "leadstream_num_delivered"
+	mdStored    = "leadstream_raw_stored"
+	mdReason    = "leadstream_dlq_reason"
+	mdAttempt   = "leadstream_attempt"
+)
+
+// Run consumes until ctx ends, then stops the handlers, letting the
+// messages in flight finish (each one acked or nacked).
+func (s *Service) Run(ctx context.Context) error {
+	wlog := watermill.NewSlogLogger(logging.Slog(s.log.Named("watermill")))
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: s.cfg.Normalizer.AckWait.Duration}, wlog)
+	if err != nil {
+		return fmt.Errorf("normalizer: %w", err)
+	}
+	dlqPub, err := wmnats.NewPublisherWithNatsConn(s.js.Conn(), wmnats.PublisherPublishConfig{
+		Marshaler:         dlqMarshaler{},
+		SubjectCalculator: wmnats.DefaultSubjectCalculator,
+		JetStream:         wmnats.JetStreamConfig{AutoProvision: false},
+	}, wlog)
+	if err != nil {
+		return fmt.Errorf("normalizer: dlq publisher: %w", err)
+	}
+	// dlqPub is not closed: it shares the service's connection, which the
+	// caller owns.
+	var subs []*wmnats.Subscriber
+	// Closing a subscriber drains its connection; the router does not
+	// always close them itself.
+	defer func() {
+		for _, sub := range subs {
+			if err := sub.Close(); err != nil {
+				s.log.Warn("closing subscriber", zap.Error(err))
+			}
+		}
+	}()
+	for _, kind := range s.kinds {
+		sub, err := s.subscriber(kind, wlog)
+		if err != nil {
+			return err
+		}
+		subs = append(subs, sub)
+		poison, err := middleware.PoisonQueueWithFilter(dlqPub, streams.DLQSubject(dlq.StageNormalize, kind), func(err error) bool {
+			var dl *deadLetter
+			var panicked middleware.RecoveredPanicError
+			return errors.As(err, &dl) || errors.As(err, &panicked)
+		})
+		if err != nil {
+			return fmt.Errorf("normalizer: %w", err)
+		}
+		h := router.AddConsumerHandler("normalize-"+kind, consumerConfig(s.cfg, kind).FilterSubject, sub, s.handler(kind))
+		h.AddMiddleware(
+			poison,
+			s.countDeadLetters(kind),
+			middleware.Retry{
+				MaxRetries:      s.cfg.Normalizer.Retries,
+				InitialInterval: 100 * time.Millisecond,
+				MaxInterval:     2 * time.Second,
+				Multiplier:      2,
+				ShouldRetry: func(p middleware.RetryParams) bool {
+					var dl *deadLetter
+					return !errors.As(p.Err, &dl)
+				},
+				ResetContextOnRetry: true,
+				Logger:              wlog,
+			}.Middleware,
+			middleware.Recoverer,
+			middleware.Timeout(s.cfg.Normalizer.HandlerTimeout.Duration),
+		)
+	}
+	go s.watchLag(ctx)
+	s.log.Info("normalizer consuming", zap.Strings("kinds", s.kinds))
+	if err := router.Run(ctx); err != nil {
+		return fmt.Errorf("normalizer: %w", err)
+	}
+	return nil
+}
+
+// subscriber subscribes to kind's durable consumer through watermill-nats,
+// configured as its pitfalls require: manual, explicit acks (else nats.go
+// acks after the callback, and a nacked message is lost), bound to the
+// consumer created at start-up (never auto-provisioned), a Nak delay for
+// redeliveries, and its own connection because closing a subscriber drains
+// its connection.
+func (s *Service) subscriber(kind string, wlog watermill.LoggerAdapter) (*wmnats.Subscriber, error) {
+	nc, _, err := natsconn.Connect(s.url, natsconn.Options{Name: "leadstream-" + Durable(kind), CredsFile: s.cfg.NATS.CredsFile, Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	durable := Durable(kind)
+	sub, err := wmnats.NewSubscriberWithNatsConn(nc, wmnats.SubscriberSubscriptionConfig{
+		Unmarshaler:      rawUnmarshaler{},
+		SubscribersCount: s.cfg.Normalizer.Subscribers,
+		AckWaitTimeout:   s.cfg.Normalizer.AckWait.Duration,
+		CloseTimeout:     s.cfg.Normalizer.AckWait.Duration,
+		SubscribeTimeout: 30 * time.Second,
+		QueueGroupPrefix: durable,
+		NakDelay:         nakDelay{},
+		JetStream: wmnats.JetStreamConfig{
+			AutoProvision:     false,
+			SubscribeOptions:  []nats.SubOpt{nats.ManualAck(), nats.AckExplicit(), nats.Bind(streams.RAW, durable)},
+			DurableCalculator: func(string, string) string { return durable },
+		},
+	}, wlog)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("normalizer: subscriber for %s: %w", kind, err)
+	}
+	return sub, nil
+}
+
+// nakDelay spaces redeliveries of transiently failing messages: 1s, 2s,
+// 4s ... up to a minute. A Nak without delay would come straight back.
+type nakDelay struct{}
+
+func (nakDelay) WaitTime(retryNum uint64) time.Duration {
+	d := time.Second << min(retryNum, 6)
+	return min(d, time.Minute)
+}
+
+func (s *Service) handler(kind string) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		raw, ref, stored, delivered, err := fromWatermill(msg)
+		if err != nil {
+			msg.Metadata.Set(mdReason, "bad_envelope")
+			return &deadLetter{reason: "bad_envelope", err: err}
+		}
+		// An in-process retry is a redelivery too: the attempt before it may
+		// have published.
+		attempt, _ := strconv.Atoi(msg.Metadata.Get(mdAttempt))
+		msg.Metadata.Set(mdAttempt, strconv.Itoa(attempt+1))
+		outcome, err := s.Process(msg.Context(), raw, ref, stored, delivered > 1 || attempt > 0)
+		if err != nil {
+			var dl *deadLetter
+			if errors.As(err, &dl) {
+				msg.Metadata.Set(mdReason, dl.reason)
+				return err
+			}
+			s.metrics.messages.WithLabelValues(kind, "failed").Inc()
+			// The last delivery JetStream will make: dead-letter rather than
+			// leave the message unacked in RAW for good.
+			if delivered >= uint64(s.cfg.Normalizer.MaxDeliver) {
+				msg.Metadata.Set(mdReason, "retries_exhausted")
+				return &deadLetter{reason: "retries_exhausted", err: err}
+			}
+			s.log.Warn("normalize failed, will retry", zap.String("kind", kind), zap.String("event_id", raw.EventID), zap.Error(err))
+			return err
+		}
+		switch outcome {
+		case Deduplicated:
+			s.metrics.messages.WithLabelValues(kind, "deduplicated").Inc()
+		default:
+			s.metrics.messages.WithLabelValues(kind, "normalized").Inc()
+		}
+		if ce := s.log.Check(zap.DebugLevel, "normalized"); ce != nil {
+			ce.Write(zap.String("kind", kind), zap.String("event_id", raw.EventID), zap.Int("outcome", int(outcome)))
+		}
+		return nil
+	}
+}
+
+// countDeadLetters counts and logs what the poison queue is about to take
+// (it sits inside the poison middleware, so it sees the handler's error).
+func (s *Service) countDeadLetters(kind string) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			out, err := h(msg)
+			var dl *deadLetter
+			var panicked middleware.RecoveredPanicError
+			if errors.As(err, &dl) || errors.As(err, &panicked) {
+				reason := msg.Metadata.Get(mdReason)
+				if reason == "" {
+					reason = "panic"
+					msg.Metadata.Set(mdReason, reason)
+				}
+				s.metrics.messages.WithLabelValues(kind, "dead_lettered").Inc()
+				s.metrics.deadLetters.WithLabelValues(kind, reason).Inc()
+				s.log.Warn("dead-lettering", zap.String("kind", kind), zap.String("event_id", msg.Metadata.Get(envelope.HdrEventID)),
+					zap.String("reason", reason), zap.String("raw_sequence", msg.Metadata.Get(mdSequence)))
+			}
+			return out, err
+		}
+	}
+}
+
+// rawUnmarshaler turns a RAW message into a watermill message: headers
+// become metadata, plus the subject and the JetStream delivery metadata. It
+// never fails: a message watermill cannot unmarshal is neither acked nor
+// nacked and would wait for AckWait forever.
+type rawUnmarshaler struct{}
+
+func (rawUnmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
+	id := m.Header.Get(nats.MsgIdHdr)
+	if id == "" {
+		id = watermill.NewUUID()
+	}
+	msg := message.NewMessage(id, m.Data)
+	for k, v := range m.Header {
+		if len(v) > 0 {
+			msg.Metadata.Set(k, v[0])
+		}
+	}
+	msg.Metadata.Set(mdSubject, m.Subject)
+	if md, err := m.Metadata(); err == nil {
+		msg.Metadata.Set(mdSequence, strconv.FormatUint(md.Sequence.Stream, 10))
+		msg.Metadata.Set(mdDelivered, strconv.FormatUint(md.NumDelivered, 10))
+		msg.Metadata.Set(mdStored, strconv.FormatInt(md.Timestamp.UnixNano(), 10))
+	}
+	return msg, nil
+}
+
+func fromWatermill(msg *message.Message) (raw *envelope.Raw, ref *leadstreamv1.RawRef, stored time.Time, delivered uint64, err error) {
+	h := nats.Header{}
+	for k, v := range msg.Metadata {
+		h[k] = []string{v}
+	}
+	raw, err = envelope.FromMsg(&nats.Msg{Subject: msg.Metadata.Get(mdSubject), Header: h, Data: msg.Payload})
+	if err != nil {
+		return nil, nil, time.Time{}, 0, err
+	}
+	seq, _ := strconv.ParseUint(msg.Metadata.Get(mdSequence), 10, 64)
+	delivered, _ = strconv.ParseUint(msg.Metadata.Get(mdDelivered), 10, 64)
+	ns, _ := strconv.ParseInt(msg.Metadata.Get(mdStored), 10, 64)
+	return raw, &leadstreamv1.RawRef{Stream: streams.RAW, Sequence: seq, Subject: msg.Metadata.Get(mdSubject)}, time.Unix(0, ns), delivered, nil
+}
+
+// dlqMarshaler writes a poisoned RAW message as a dead letter: the RAW body
+// and envelope headers, plus stage, reason, error, origin and attempts.
+type dlqMarshaler struct{}
+
+func (dlqMarshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, error) {
+	h := nats.Header{}
+	for k, v := range msg.Metadata {
+		if len(k) > 11 && k[:11] == "Leadstream-" {
+			h.Set(k, v)
+		}
+	}
+	seq, _ := strconv.ParseUint(msg.Metadata.Get(mdSequence), 10, 64)
+	attempts, _ := strconv.Atoi(msg.Metadata.Get(mdDelivered))
+	_, stage, name := splitDLQ(topic)
+	l := &dlq.Letter{
+		Stage:    stage,
+		Name:     name,
+		Reason:   msg.Metadata.Get(mdReason),
+		Error:    msg.Metadata.Get(middleware.ReasonForPoisonedKey),
+		Subject:  msg.Metadata.Get(mdSubject),
+		Sequence: seq,
+		Attempts: attempts,
+		Header:   h,
+		Body:     msg.Payload,
+	}
+	return l.Msg(stage + ":" + msg.UUID), nil
+}
+
+func splitDLQ(subject string) (prefix, stage, name string) {
+	var parts [3]string
+	i := 0
+	start := 0
+	for j := 0; j < len(subject) && i < 2; j++ {
+		if subject[j] == '.' {
+			parts[i] = subject[start:j]
+			i++
+			start = j + 1
+		}
+	}
+	parts[i] = subject[start:]
+	return parts[0], parts[1], parts[2]
+}
+
+// watchLag keeps the consumer lag gauges current.
+func (s *Service) watchLag(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		for _, kind := range s.kinds {
+			c, err := s.js.PushConsumer(ctx, streams.RAW, Durable(kind))
+			if err != nil {
+				continue
+			}
+			if info, err := c.Info(ctx); err == nil {
+				s.metrics.pending.WithLabelValues(kind).Set(float64(info.NumPending))
+				s.metrics.ackPending.WithLabelValues(kind).Set(float64(info.NumAckPending))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

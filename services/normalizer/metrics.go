@@ -1,0 +1,33 @@
+package normalizer
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	messages    *prometheus.CounterVec
+	deadLetters *prometheus.CounterVec
+	pending     *prometheus.GaugeVec
+	ackPending  *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadstream_normalizer_messages_total",
+			Help: "RAW messages handled, by kind and outcome (normalized, deduplicated, dead_lettered, failed).",
+		}, []string{"kind", "outcome"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadstream_normalizer_dead_letters_total",
+			Help: "RAW messages dead-lettered, by kind and reason.",
+		}, []string{"kind", "reason"}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leadstream_normalizer_consumer_pending",
+			Help: "RAW messages not yet delivered to a kind's consumer (lag).",
+		}, []string{"kind"}),
+		ackPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leadstream_normalizer_consumer_ack_pending",
+			Help: "RAW messages delivered to a kind's consumer and not yet acked.",
+		}, []string{"kind"}),
+	}
+	reg.MustRegister(m.messages, m.deadLetters, m.pending, m.ackPending)
+	return m
+}

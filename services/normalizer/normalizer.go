@@ -1,0 +1,246 @@
+// Package normalizer turns RAW webhooks into leadstream.v1 events: one
+// watermill handler per event kind, each on its own durable JetStream
+// consumer, mapping provider payloads to the normalized model, deduping on
+// event id in two phases (publish with Nats-Msg-Id, then record the key,
+// then ack) and dead-lettering what it cannot map.
+package normalizer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/envelope"
+	"github.com/leadstream/leadstream/pkg/streams"
+	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
+	"github.com/leadstream/leadstream/services/normalizer/mapping"
+)
+
+// Options are the normalizer's dependencies.
+type Options struct {
+	// Config is the validated configuration.
+	Config *config.Config
+	// URL is the NATS URL; each kind's subscriber opens its own connection,
+	// so one kind draining never stops another.
+	URL string
+	// JetStream publishes events and dead letters and reads the dedupe bucket.
+	JetStream jetstream.JetStream
+	// Logger is required.
+	Logger *zap.Logger
+	// Registry receives metrics; nil makes a private one.
+	Registry prometheus.Registerer
+	// Kinds to consume; empty means all (envelope.Kinds).
+	Kinds []string
+}
+
+// Service is a running set of normalizer consumers.
+type Service struct {
+	cfg     *config.Config
+	url     string
+	js      jetstream.JetStream
+	log     *zap.Logger
+	kinds   []string
+	dedupe  jetstream.KeyValue
+	metrics *metrics
+	now     func() time.Time
+
+	// Test hooks: a fault after the EVENTS publish, or after the dedupe
+	// write, stands for a crash at that point (the message is not acked).
+	afterPublish, afterDedupe func(eventID string) error
+}
+
+// New validates o and prepares the topology: EVENTS, DLQ, the dedupe
+// bucket and a durable consumer per kind are created or updated here,
+// never auto-provisioned by a client.
+func New(ctx context.Context, o Options) (*Service, error) {
+	if o.Config == nil || o.JetStream == nil || o.Logger == nil {
+		return nil, errors.New("normalizer: Config, JetStream and Logger are required")
+	}
+	kinds := o.Kinds
+	if len(kinds) == 0 {
+		kinds = envelope.Kinds
+	}
+	for _, k := range kinds {
+		if !slices.Contains(envelope.Kinds, k) {
+			return nil, fmt.Errorf("normalizer: unknown kind %q (want some of %v)", k, envelope.Kinds)
+		}
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	s := &Service{cfg: o.Config, url: o.URL, js: o.JetStream, log: o.Logger, kinds: kinds, metrics: newMetrics(o.Registry), now: time.Now}
+	if err := streams.Ensure(ctx, s.js, streams.EventsConfig(s.cfg), streams.DLQConfig(s.cfg)); err != nil {
+		return nil, err
+	}
+	kv, err := streams.EnsureKV(ctx, s.js, streams.DedupeConfig(s.cfg))
+	if err != nil {
+		return nil, err
+	}
+	s.dedupe = kv
+	for _, k := range kinds {
+		if _, err := s.js.CreateOrUpdatePushConsumer(ctx, streams.RAW, consumerConfig(s.cfg, k)); err != nil {
+			return nil, fmt.Errorf("normalizer: consumer for %s: %w", k, err)
+		}
+	}
+	return s, nil
+}
+
+// Durable is the name of a kind's durable consumer on RAW; it is also its
+// queue group, so instances of one kind share the work.
+func Durable(kind string) string { return "normalizer-" + kind }
+
+func consumerConfig(cfg *config.Config, kind string) jetstream.ConsumerConfig {
+	n := cfg.Normalizer
+	return jetstream.ConsumerConfig{
+		Durable:        Durable(kind),
+		Description:    "leadstream normalizer for kind " + kind,
+		FilterSubject:  "raw.*." + kind + ".*",
+		DeliverSubject: "leadstream.deliver." + Durable(kind),
+		DeliverGroup:   Durable(kind),
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        n.AckWait.Duration,
+		MaxDeliver:     n.MaxDeliver,
+		MaxAckPending:  n.MaxAckPending,
+		ReplayPolicy:   jetstream.ReplayInstantPolicy,
+	}
+}
+
+// Outcome is what processing did with one RAW message.
+type Outcome int
+
+const (
+	// Normalized: the event was published to EVENTS.
+	Normalized Outcome = iota
+	// Deduplicated: the event was already in EVENTS; nothing was published.
+	Deduplicated
+)
+
+// deadLetter marks an error that no retry will cure: the message goes to
+// DLQ with reason.
+type deadLetter struct {
+	reason string
+	err    error
+}
+
+func (d *deadLetter) Error() string { return d.err.Error() }
+func (d *deadLetter) Unwrap() error { return d.err }
+
+// Process normalizes one RAW message: skip it when its event id is in the
+// dedupe set, else map it, publish it to EVENTS with Nats-Msg-Id = event id,
+// then record the id. The caller acks only after Process returns nil, so a
+// crash anywhere before that means a redelivery, which the JetStream window,
+// the dedupe set or (past the window) a look into EVENTS turns into a no-op.
+//
+// stored is when RAW stored the message and redelivered says whether it was
+// delivered before. An error wrapping a *deadLetter must be dead-lettered;
+// any other error is transient.
+func (s *Service) Process(ctx context.Context, raw *envelope.Raw, ref *leadstreamv1.RawRef, stored time.Time, redelivered bool) (Outcome, error) {
+	key := dedupeKey(raw.Source, raw.EventID)
+	if _, err := s.dedupe.Get(ctx, key); err == nil {
+		return Deduplicated, nil
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, fmt.Errorf("reading dedupe key: %w", err)
+	}
+	ev, err := mapping.Map(raw, ref)
+	if err != nil {
+		return 0, &deadLetter{reason: mapping.Reason(err), err: err}
+	}
+	kind, action := mapping.Kind(ev.Type)
+	subject := streams.EventsSubject(kind, action, ev.Tenant)
+
+	// An earlier attempt may have published and then crashed before the
+	// dedupe write. Within EVENTS' duplicate window JetStream drops the
+	// second publish; past it, look.
+	if redelivered && s.now().Sub(stored) > s.cfg.Streams.EventsDuplicateWindow.Duration {
+		found, err := s.inEvents(ctx, subject, ev.Id, stored)
+		if err != nil {
+			return 0, err
+		}
+		if found {
+			return Deduplicated, s.remember(ctx, key, 0)
+		}
+	}
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		return 0, &deadLetter{reason: "unmarshalable", err: fmt.Errorf("encoding event: %w", err)}
+	}
+	ack, err := s.js.PublishMsg(ctx, eventMsg(subject, ev, data))
+	if err != nil {
+		return 0, fmt.Errorf("publishing event: %w", err)
+	}
+	if s.afterPublish != nil {
+		if err := s.afterPublish(ev.Id); err != nil {
+			return 0, err
+		}
+	}
+	if err := s.remember(ctx, key, ack.Sequence); err != nil {
+		return 0, err
+	}
+	if s.afterDedupe != nil {
+		if err := s.afterDedupe(ev.Id); err != nil {
+			return 0, err
+		}
+	}
+	if ack.Duplicate {
+		return Deduplicated, nil
+	}
+	return Normalized, nil
+}
+
+// dedupeKey is the dedupe bucket key <source>.<event id>.
+func dedupeKey(source, eventID string) string { return source + "." + eventID }
+
+func (s *Service) remember(ctx context.Context, key string, seq uint64) error {
+	_, err := s.dedupe.Create(ctx, key, []byte(fmt.Sprint(seq)), jetstream.KeyTTL(s.cfg.DedupeTTL.Duration))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("recording dedupe key: %w", err)
+	}
+	return nil
+}
+
+// inEvents reports whether EVENTS holds event id on subject since t. Only a
+// redelivery past the duplicate window asks, so the scan is rare and covers
+// one subject from the RAW message's time on.
+func (s *Service) inEvents(ctx context.Context, subject, id string, since time.Time) (bool, error) {
+	start := since.Add(-time.Minute)
+	cons, err := s.js.OrderedConsumer(ctx, streams.EVENTS, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &start,
+		HeadersOnly:    true,
+	})
+	if err != nil {
+		return false, fmt.Errorf("looking for event in EVENTS: %w", err)
+	}
+	for {
+		batch, err := cons.FetchNoWait(512)
+		if err != nil {
+			return false, fmt.Errorf("looking for event in EVENTS: %w", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			if m.Headers().Get(HdrCEID) == id {
+				return true, nil
+			}
+			if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
+				return false, nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return false, fmt.Errorf("looking for event in EVENTS: %w", err)
+		}
+		if n == 0 {
+			return false, nil
+		}
+	}
+}
