@@ -539,3 +539,16 @@ func TestJetStreamDown(t *testing.T) {
 		t.Fatalf("retry after restart: %d duplicate=%v, want 202 new", a.status, a.Duplicate)
 	}
 }
+
+// TestPublicPath: behind a proxy that rewrites paths, a source's
+// public_path is the request target the provider signed.
+func TestPublicPath(t *testing.T) {
+	h := newHarness(t, natstest.RunServer(t), func(c *config.Config) { c.Sources[0].PublicPath = "/hooks/elsewhere" })
+	other := vectorNamed(t, h.vec, "lms-lead-other-path") // signed for /hooks/elsewhere
+	if a := h.send(other); a.status != http.StatusAccepted {
+		t.Fatalf("signed for the public path: %d %s, want 202", a.status, a.rawPayload)
+	}
+	if a := h.send(vectorNamed(t, h.vec, "lms-chat-ok")); a.status != http.StatusUnauthorized {
+		t.Fatalf("signed for the internal path: %d, want 401", a.status)
+	}
+}
