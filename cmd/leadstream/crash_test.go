@@ -45,6 +45,30 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// devConfig is a config for `leadstream run` on free ports with its store in
+// a temporary directory and the sources the shared vectors are signed for.
+type devConfig struct {
+	path, url, natsAddr string
+	cfg                 *config.Config
+}
+
+func newDevConfig(t *testing.T) devConfig {
+	t.Helper()
+	vec := testvectors.Load(t)
+	dir := t.TempDir()
+	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
+	cfgText := fmt.Sprintf("listen: %q\nnats:\n  store_dir: %q\n  listen: %q\n", httpAddr, filepath.Join(dir, "nats"), natsAddr) + vec.ConfigYAML()
+	path := filepath.Join(dir, "leadstream.yaml")
+	if err := os.WriteFile(path, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return devConfig{path: path, url: "http://" + httpAddr, natsAddr: natsAddr, cfg: cfg}
+}
+
 // devProcess is `leadstream run` as a child process.
 type devProcess struct {
 	t    *testing.T
@@ -101,23 +125,12 @@ func TestSIGKILLAfterBurst(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	bin := buildBinary(t)
-	vec := testvectors.Load(t)
-	dir := t.TempDir()
-	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
-	cfgText := fmt.Sprintf("listen: %q\nnats:\n  store_dir: %q\n  listen: %q\n", httpAddr, filepath.Join(dir, "nats"), natsAddr) + vec.ConfigYAML()
-	cfgPath := filepath.Join(dir, "leadstream.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDevConfig(t)
+	cfgPath, cfg, url, natsAddr := d.path, d.cfg, d.url, d.natsAddr
 	signer, err := simulate.NewSigner(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "http://" + httpAddr
 	p := startDev(t, bin, cfgPath, url)
 
 	var mu sync.Mutex

@@ -4,17 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/dlq"
 	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/pkg/streams"
-	"github.com/leadstream/leadstream/pkg/testvectors"
 	"github.com/leadstream/leadstream/services/edge/simulate"
 )
 
@@ -27,23 +23,12 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	bin := buildBinary(t)
-	vec := testvectors.Load(t)
-	dir := t.TempDir()
-	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
-	cfgPath := filepath.Join(dir, "leadstream.yaml")
-	cfgText := fmt.Sprintf("listen: %q\nnats:\n  store_dir: %q\n  listen: %q\n", httpAddr, filepath.Join(dir, "nats"), natsAddr) + vec.ConfigYAML()
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
+	d := newDevConfig(t)
+	cfgPath, url, natsAddr := d.path, d.url, d.natsAddr
+	signer, err := simulate.NewSigner(d.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := simulate.NewSigner(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + httpAddr
 	startDev(t, bin, cfgPath, url)
 	nc, js, err := natsconn.Connect("nats://"+natsAddr, natsconn.Options{Name: t.Name()})
 	if err != nil {

@@ -54,7 +54,7 @@ type File struct {
 		LokalebasenToken string `json:"lokalebasen_token"`
 	} `json:"secrets"`
 	PublicKeys         map[string]string `json:"public_keys"`
-	MaxClockSkewSecond int               `json:"max_clock_skew_seconds"`
+	MaxClockSkewSeconds int64             `json:"max_clock_skew_seconds"`
 	Vectors            []Vector          `json:"vectors"`
 	// Dir is the shared testdata directory; key paths are relative to it.
 	Dir string `json:"-"`
@@ -122,6 +122,6 @@ sources:
     provider: lokalebasen
     tenant: t1
     token: %q
-`, filepath.Join(f.Dir, f.PublicKeys["leadDeliveryKey"]), filepath.Join(f.Dir, f.PublicKeys["chatMessagePushKey"]), f.MaxClockSkewSecond,
+`, filepath.Join(f.Dir, f.PublicKeys["leadDeliveryKey"]), filepath.Join(f.Dir, f.PublicKeys["chatMessagePushKey"]), f.MaxClockSkewSeconds,
 		f.Secrets.MPAPI, f.Secrets.Offerte, f.Secrets.LokalebasenToken)
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"net/http"
@@ -14,56 +13,29 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/leadstream/leadstream/pkg/testvectors"
 	"time"
 )
 
-// sharedTestdata is the repository-wide, read-only test data (vectors made with openssl and the
-// test keys); CI has it next to the repository.
-const sharedTestdata = "../../../../shared/testdata"
-
-// vectorFile is the shape of vectors.json.
-type vectorFile struct {
-	Secrets struct {
-		MPAPI       string `json:"mp-api"`
-		Offerte     string `json:"offerte"`
-		Lokalebasen string `json:"lokalebasen_token"`
-	} `json:"secrets"`
-	PublicKeys          map[string]string `json:"public_keys"`
-	MaxClockSkewSeconds int64             `json:"max_clock_skew_seconds"`
-	Vectors             []vector          `json:"vectors"`
-}
-
-type vector struct {
-	Name       string            `json:"name"`
-	Source     string            `json:"source"`
-	Provider   string            `json:"provider"`
-	Method     string            `json:"method"`
-	Path       string            `json:"path"`
-	Now        int64             `json:"now"`
-	Headers    map[string]string `json:"headers"`
-	BodyBase64 string            `json:"body_base64"`
-	WantStatus int               `json:"want_status"`
-}
+// The shared vectors (made with openssl) and test keys; CI has them next to the repository.
+type (
+	vectorFile = testvectors.File
+	vector     = testvectors.Vector
+)
 
 func loadVectors(tb testing.TB) *vectorFile {
 	tb.Helper()
-	data, err := os.ReadFile(filepath.Join(sharedTestdata, "vectors.json"))
-	if err != nil {
-		tb.Fatalf("read vectors: %v", err)
-	}
-	var vf vectorFile
-	if err := json.Unmarshal(data, &vf); err != nil {
-		tb.Fatalf("parse vectors: %v", err)
-	}
+	vf := testvectors.Load(tb)
 	if len(vf.Vectors) == 0 {
 		tb.Fatal("vectors.json has no vectors")
 	}
-	return &vf
+	return vf
 }
 
 func loadPEM(tb testing.TB, rel string) []byte {
 	tb.Helper()
-	data, err := os.ReadFile(filepath.Join(sharedTestdata, rel))
+	data, err := os.ReadFile(filepath.Join(testvectors.Dir(tb), rel))
 	if err != nil {
 		tb.Fatalf("read key: %v", err)
 	}
@@ -117,7 +89,7 @@ func verifierFor(tb testing.TB, vf *vectorFile, v vector) Verifier {
 	case "offerte":
 		return NewHMAC("x-offerte-adviseur-signature", [][]byte{[]byte(vf.Secrets.Offerte)})
 	case "lokalebasen":
-		return NewToken([]string{vf.Secrets.Lokalebasen}, nil)
+		return NewToken([]string{vf.Secrets.LokalebasenToken}, nil)
 	}
 	tb.Fatalf("vector %s: unknown source %q", v.Name, v.Source)
 	return nil
