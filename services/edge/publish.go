@@ -102,17 +102,34 @@ func NewPublisher(js jetstream.JetStream, cfg PublisherConfig) *Publisher {
 // returns an error wrapping ErrUnavailable when that is not known to have
 // happened.
 func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (Published, error) {
+	errClosed := fmt.Errorf("%w: publisher closed", ErrUnavailable)
+	// select picks at random among ready cases: check quit first, so a
+	// closed publisher never takes a message it will not commit.
+	select {
+	case <-p.quit:
+		return Published{}, errClosed
+	default:
+	}
 	pd := &pending{msg: msg, done: make(chan result, 1)}
 	select {
 	case p.in <- pd:
 	case <-p.quit:
-		return Published{}, fmt.Errorf("%w: publisher closed", ErrUnavailable)
+		return Published{}, errClosed
 	case <-ctx.Done():
 		return Published{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
 	select {
 	case r := <-pd.done:
 		return r.pub, r.err
+	case <-p.done:
+		// The run loop has ended; a message queued after its last drain
+		// will never be committed.
+		select {
+		case r := <-pd.done:
+			return r.pub, r.err
+		default:
+			return Published{}, errClosed
+		}
 	case <-ctx.Done():
 		return Published{}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
