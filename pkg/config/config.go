@@ -56,6 +56,10 @@ type Config struct {
 	Sources []Source `yaml:"sources"`
 	// Adapters are the downstream LMS integrations.
 	Adapters []Adapter `yaml:"adapters"`
+	// Dispatcher configures delivery to the adapters.
+	Dispatcher Dispatcher `yaml:"dispatcher"`
+	// DemoLMS, when its listen address is set, runs a demo LMS in `run`.
+	DemoLMS DemoLMS `yaml:"demo_lms"`
 
 	// Dir is the directory of the config file; relative key paths resolve against it.
 	Dir string `yaml:"-"`
@@ -175,6 +179,51 @@ type Adapter struct {
 	Types []string `yaml:"types"`
 	// Tenants filters tenants; empty means all.
 	Tenants []string `yaml:"tenants"`
+	// Timeout bounds one delivery attempt. Default "10s".
+	Timeout Duration `yaml:"timeout"`
+	// MaxAttempts and MaxAge: a failing delivery is given up (and
+	// dead-lettered) only once BOTH are passed. Defaults 10 and "1h".
+	MaxAttempts int      `yaml:"max_attempts"`
+	MaxAge      Duration `yaml:"max_age"`
+	// BackoffInitial and BackoffMax bound the exponential backoff (with
+	// jitter) between attempts; an LMS's Retry-After is honoured on top.
+	// Defaults "1s" and "5m".
+	BackoffInitial Duration `yaml:"backoff_initial"`
+	BackoffMax     Duration `yaml:"backoff_max"`
+	// BreakerFailures consecutive failures open the adapter's circuit
+	// breaker for BreakerCooldown. Defaults 5 and "30s".
+	BreakerFailures int      `yaml:"breaker_failures"`
+	BreakerCooldown Duration `yaml:"breaker_cooldown"`
+}
+
+// AllSecrets returns Secret and Secrets together.
+func (a *Adapter) AllSecrets() []string {
+	var all []string
+	if a.Secret != "" {
+		all = append(all, a.Secret)
+	}
+	return append(all, a.Secrets...)
+}
+
+// Dispatcher configures delivery to the adapters.
+type Dispatcher struct {
+	// MaxPark is how long an event waits for its causal prerequisite before
+	// it is delivered with an orphan marker. Default "15m".
+	MaxPark Duration `yaml:"max_park"`
+	// Workers per adapter: events of one aggregate always go to the same
+	// worker, in order; other aggregates flow past. Default 16.
+	Workers int `yaml:"workers"`
+	// MaxAckPending is how many EVENTS messages an adapter's consumer has in
+	// flight. Default 256.
+	MaxAckPending int `yaml:"max_ack_pending"`
+}
+
+// DemoLMS runs the demo LMS inside `leadstream run` (first-time users).
+type DemoLMS struct {
+	// Listen is its address, e.g. "127.0.0.1:9000"; empty turns it off.
+	Listen string `yaml:"listen"`
+	// Secret is the Standard Webhooks secret it verifies with.
+	Secret string `yaml:"secret"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("5m", "168h").

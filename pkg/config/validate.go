@@ -137,7 +137,18 @@ func (c *Config) setDefaultsAndValidate() error {
 	// An adapter's name is its durable consumer and DLQ subject token: two
 	// adapters with one name would share a consumer and split its events.
 	seenAdapters := map[string]int{}
+	for _, err := range c.Dispatcher.setDefaultsAndValidate() {
+		add(err)
+	}
+	if c.DemoLMS.Listen != "" && c.DemoLMS.Secret == "" {
+		add(fieldErr("demo_lms.secret", "required when demo_lms.listen is set"))
+	}
+	adapterNames := map[string]int{}
 	for i := range c.Adapters {
+		if prev, dup := adapterNames[c.Adapters[i].Name]; dup {
+			add(fieldErr(fmt.Sprintf("adapters[%d].name", i), "duplicate adapter name %q (also adapters[%d])", c.Adapters[i].Name, prev))
+		}
+		adapterNames[c.Adapters[i].Name] = i
 		field := fmt.Sprintf("adapters[%d]", i)
 		a := &c.Adapters[i]
 		if prev, dup := seenAdapters[a.Name]; dup && a.Name != "" {
@@ -276,6 +287,58 @@ func validateAdapter(field string, a *Adapter) []error {
 		}
 	default:
 		errs = append(errs, fieldErr(field+".type", "unknown adapter type %q (want webhook)", a.Type))
+	}
+	for i, t := range a.Types {
+		if !typePattern.MatchString(t) {
+			errs = append(errs, fieldErr(fmt.Sprintf("%s.types[%d]", field, i), "want \"<kind>.<action>\", \"<kind>.*\" or \"*\", got %q", t))
+		}
+	}
+	for i, t := range a.Tenants {
+		if !token.MatchString(t) {
+			errs = append(errs, fieldErr(fmt.Sprintf("%s.tenants[%d]", field, i), "must match %s, got %q", token, t))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		d    *Duration
+		def  time.Duration
+	}{{"timeout", &a.Timeout, 10 * time.Second}, {"max_age", &a.MaxAge, time.Hour}, {"backoff_initial", &a.BackoffInitial, time.Second},
+		{"backoff_max", &a.BackoffMax, 5 * time.Minute}, {"breaker_cooldown", &a.BreakerCooldown, 30 * time.Second}} {
+		if err := d.d.resolve(field+"."+d.name, d.def); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    *int
+		def  int
+	}{{"max_attempts", &a.MaxAttempts, 10}, {"breaker_failures", &a.BreakerFailures, 5}} {
+		if *n.v == 0 {
+			*n.v = n.def
+		}
+		if *n.v < 0 {
+			errs = append(errs, fieldErr(field+"."+n.name, "must be positive, got %d", *n.v))
+		}
+	}
+	return errs
+}
+
+// typePattern is an adapter's event type filter: "lead.created", "lead.*" or "*".
+var typePattern = regexp.MustCompile(`^(\*|[a-z]+\.(\*|[a-z_]+))$`)
+
+func (d *Dispatcher) setDefaultsAndValidate() []error {
+	var errs []error
+	if err := d.MaxPark.resolve("dispatcher.max_park", 15*time.Minute); err != nil {
+		errs = append(errs, err)
+	}
+	if d.Workers == 0 {
+		d.Workers = 16
+	}
+	if d.MaxAckPending == 0 {
+		d.MaxAckPending = 256
+	}
+	if d.Workers < 0 || d.MaxAckPending < 0 {
+		errs = append(errs, fieldErr("dispatcher", "workers and max_ack_pending must be positive"))
 	}
 	return errs
 }
