@@ -40,7 +40,7 @@ fuzz:
 	  done; \
 	done
 
-## bench: load the edge and print requests/s, p50/p99 and the JetStream ceiling
+## bench: edge req/s and p50/p99 next to the JetStream ceiling; normalizer events/s per kind and end-to-end latency
 bench:
 	$(GO) run ./cmd/leadstream bench
 

@@ -1,31 +1,55 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
 	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/envelope"
+	"github.com/leadstream/leadstream/pkg/eventid"
 	"github.com/leadstream/leadstream/pkg/logging"
+	"github.com/leadstream/leadstream/pkg/natsconn"
+	"github.com/leadstream/leadstream/services/edge"
 	"github.com/leadstream/leadstream/services/edge/bench"
+	"github.com/leadstream/leadstream/services/edge/extract"
+	"github.com/leadstream/leadstream/services/edge/simulate"
+	nbench "github.com/leadstream/leadstream/services/normalizer/bench"
 )
 
 // cmdBench loads an in-process edge with signed requests of every provider,
 // measures plain JetStream publishes on the same server as the ceiling, and
-// prints both. It asserts nothing: the figures are the machine's.
+// prints both; then measures the normalizer: each kind's consumer on one
+// core, and the pipeline end to end at a steady load. It asserts nothing:
+// the figures are the machine's.
 func cmdBench(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	path := configFlag(fs)
-	duration := fs.Duration("duration", 10*time.Second, "length of each measurement (edge, then ceiling)")
+	duration := fs.Duration("duration", 10*time.Second, "length of each measurement (edge, ceiling, normalizer end to end)")
 	concurrency := fs.Int("concurrency", 64, "requests (publishes) in flight at once")
 	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured load before each measurement; 0 for none")
-	storeDir := fs.String("store-dir", "", "JetStream store (default: a temporary directory, removed afterwards)")
+	storeDir := fs.String("store-dir", "", "JetStream store of the edge measurements, and where the normalizer's (always fresh, removed afterwards) is made (default: a temporary directory, removed afterwards)")
 	presign := fs.Int("presign", 20000, "Marktplaats LMS requests RSA-signed before the clock starts; 0 for none")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the edge measurement to this file")
+	kindsEvents := fs.Int("kinds-events", 2000, "RAW envelopes normalized per kind, each kind's consumer alone on one core; 0 for none")
+	e2eRate := fs.Float64("e2e-rate", 500, "events a second sent through edge and normalizer for the end-to-end latency; 0 for none")
+	e2eWorkers := fs.Int("e2e-workers", 8, "end-to-end requests in flight at most")
 	_ = fs.Parse(args)
 
 	cfg, err := config.Load(*path)
@@ -79,5 +103,233 @@ func cmdBench(args []string) error {
 	if *cpuprofile != "" {
 		fmt.Printf("cpu profile of the edge measurement: %s (go tool pprof -top %s)\n", *cpuprofile, *cpuprofile)
 	}
+
+	if *kindsEvents <= 0 && *e2eRate <= 0 {
+		return nil
+	}
+	signer, err := simulate.NewSigner(cfg)
+	if err != nil {
+		return err
+	}
+	samples, err := benchSamples(ctx, signer)
+	if err != nil {
+		return err
+	}
+	nopts := nbench.Options{
+		Config:     cfg,
+		Samples:    normalizerSamples(samples),
+		KindEvents: *kindsEvents,
+		Rate:       *e2eRate,
+		Workers:    *e2eWorkers,
+		Duration:   *duration,
+		Warmup:     opts.Warmup,
+		StoreDir:   *storeDir,
+		Progress:   os.Stderr,
+		Logger:     log,
+	}
+	if nopts.KindEvents <= 0 {
+		nopts.KindEvents = -1
+	}
+	if *e2eRate > 0 {
+		nopts.Edge = startBenchEdge(cfg, signer, samples, *e2eWorkers, log)
+	}
+	nrep, err := nbench.Run(ctx, nopts)
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted")
+	}
+	fmt.Println()
+	nrep.Print(os.Stdout)
 	return nil
+}
+
+// benchSample is a simulator payload with what the edge learns about it.
+type benchSample struct {
+	simulate.Sample
+	src *config.Source
+	// keyID is the credential the edge's verifier reports for it.
+	keyID string
+	kind  string
+	// sig and path are the signature headers and request target of the
+	// sample as sent, which the edge copies into RAW.
+	sig  http.Header
+	path string
+}
+
+// benchSamples returns every simulator payload that the config has a source
+// for and that the normalizer maps. The one of kind "unknown" (the
+// Marktplaats docs' placeholder) only ever goes to DLQ: it would measure
+// dead-lettering, and never arrive in EVENTS.
+func benchSamples(ctx context.Context, signer *simulate.Signer) ([]benchSample, error) {
+	var out []benchSample
+	for _, smp := range simulate.Samples() {
+		src, ok := signer.SourceFor(smp.Provider)
+		if !ok {
+			continue
+		}
+		keyID := verifiedKeyID(smp)
+		kind := extract.Extract(smp.Provider, keyID, smp.Body).Kind
+		if kind == envelope.KindUnknown {
+			continue
+		}
+		req, err := signer.Request(ctx, "http://127.0.0.1", src, smp.Name, smp.Body)
+		if err != nil {
+			return nil, fmt.Errorf("signing sample %s: %w", smp.Name, err)
+		}
+		sig := http.Header{}
+		for _, k := range envelope.SignatureHeaders {
+			if v := req.Header.Get(k); v != "" {
+				sig.Set(k, v)
+			}
+		}
+		out = append(out, benchSample{Sample: smp, src: src, keyID: keyID, kind: kind, sig: sig, path: req.URL.RequestURI()})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("bench: the config has no source for any sample the normalizer maps")
+	}
+	return out, nil
+}
+
+// verifiedKeyID is the key id the edge's verifier reports for a sample the
+// simulator signed: the cavage keyId it picks by name, else the first
+// secret or token.
+func verifiedKeyID(smp simulate.Sample) string {
+	switch smp.Provider {
+	case config.ProviderMarktplaatsLMS:
+		if strings.Contains(smp.Name, "chat") {
+			return "chatMessagePushKey"
+		}
+		return "leadDeliveryKey"
+	case config.ProviderLokalebasen:
+		return "token#0"
+	default:
+		return "secret#0"
+	}
+}
+
+// normalizerSamples makes RAW envelopes exactly as the edge stores them,
+// except that the signature headers are those of the unchanged sample: the
+// normalizer carries them without verifying, so they only need their real
+// size, and RSA-signing thousands of bodies would take longer than
+// normalizing them.
+func normalizerSamples(samples []benchSample) []nbench.Sample {
+	out := make([]nbench.Sample, 0, len(samples))
+	for _, s := range samples {
+		out = append(out, nbench.Sample{Name: s.Name, Kind: s.kind, Raw: func(suffix string) *envelope.Raw {
+			body := simulate.Unique(s.Provider, s.Body, suffix)
+			ev := extract.Extract(s.Provider, s.keyID, body)
+			return &envelope.Raw{
+				Source:          s.src.Name,
+				Provider:        s.Provider,
+				Tenant:          s.src.Tenant,
+				Kind:            ev.Kind,
+				EventID:         eventid.New(s.src.Name, ev.ProviderEventID),
+				ProviderEventID: ev.ProviderEventID,
+				ReceivedAt:      time.Now().UTC(),
+				Method:          http.MethodPost,
+				Path:            s.path,
+				KeyID:           s.keyID,
+				ContentType:     "application/json",
+				Signature:       s.sig,
+				Body:            body,
+			}
+		}})
+	}
+	return out
+}
+
+// startBenchEdge starts the real edge for the normalizer's end-to-end
+// measurement: on loopback, against the bench's JetStream, sent signed
+// requests as the providers send them.
+func startBenchEdge(cfg *config.Config, signer *simulate.Signer, samples []benchSample, workers int, log *zap.Logger) nbench.StartEdge {
+	return func(ctx context.Context, url string) (nbench.Edge, error) {
+		nc, js, err := natsconn.Connect(url, natsconn.Options{Name: "leadstream-bench-e2e-edge", Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		srv, err := edge.New(edge.Options{Config: cfg, JetStream: js, Logger: log, Registry: prometheus.NewRegistry()})
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			srv.Close()
+			nc.Close()
+			return nil, fmt.Errorf("edge listener: %w", err)
+		}
+		// Not ctx: on interrupt the requests in flight still get answers.
+		serveCtx, stop := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(serveCtx, ln) }()
+		// Every worker keeps its connection: a handshake per request
+		// would add the kernel's work to the pipeline's.
+		tr := &http.Transport{MaxIdleConns: 2 * workers, MaxIdleConnsPerHost: 2 * workers, IdleConnTimeout: time.Minute, DisableCompression: true}
+		return &benchEdge{
+			nc: nc, stop: stop, served: served, tr: tr,
+			client:  &http.Client{Transport: tr, Timeout: 2*cfg.PublishTimeout.Duration + 10*time.Second},
+			base:    "http://" + ln.Addr().String(),
+			signer:  signer,
+			samples: samples,
+		}, nil
+	}
+}
+
+// benchEdge sends unique signed samples round robin to a served edge.
+type benchEdge struct {
+	nc      *nats.Conn
+	stop    context.CancelFunc
+	served  chan error
+	tr      *http.Transport
+	client  *http.Client
+	base    string
+	signer  *simulate.Signer
+	samples []benchSample
+	next    atomic.Uint64
+}
+
+// Send posts the next sample with a provider event id of its own and
+// returns the event id of the edge's 202.
+func (e *benchEdge) Send(ctx context.Context) (string, error) {
+	n := e.next.Add(1) - 1
+	s := &e.samples[n%uint64(len(e.samples))]
+	body := simulate.Unique(s.Provider, s.Body, fmt.Sprintf("e2e-%d", n))
+	req, err := e.signer.Request(ctx, e.base, s.src, s.Name, body)
+	if err != nil {
+		return "", fmt.Errorf("signing %s: %w", s.Name, err)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	ans, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if err != nil {
+		return "", fmt.Errorf("reading answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		return "", fmt.Errorf("%s: edge answered %d %s", s.Name, resp.StatusCode, bytes.TrimSpace(ans))
+	}
+	var a struct {
+		ID        string `json:"id"`
+		Duplicate bool   `json:"duplicate"`
+	}
+	if err := json.Unmarshal(ans, &a); err != nil || a.ID == "" {
+		return "", fmt.Errorf("%s: edge answer without an id: %s", s.Name, bytes.TrimSpace(ans))
+	}
+	if a.Duplicate {
+		return "", fmt.Errorf("%s: edge answered duplicate for %s: the load is not unique", s.Name, a.ID)
+	}
+	return a.ID, nil
+}
+
+// Close stops serving, after the requests in flight are answered.
+func (e *benchEdge) Close() error {
+	e.stop()
+	err := <-e.served
+	e.tr.CloseIdleConnections()
+	e.nc.Close()
+	return err
 }

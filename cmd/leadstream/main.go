@@ -20,7 +20,7 @@ commands:
   dlq        list, show, replay or drop dead letters (ls | show | replay | drop)
   simulate   send correctly signed sample webhooks of every provider to an edge
   check      load and validate the config, then exit (0 when valid)
-  bench      load an in-process edge and print requests/s and latency next to the JetStream ceiling
+  bench      measure the edge (next to the JetStream ceiling) and the normalizer (per kind, end to end)
 
 Every command takes --config (default: $LEADSTREAM_CONFIG, else deploy/local/leadstream.yaml).
 Run 'leadstream <command> -h' for its flags.

@@ -60,6 +60,8 @@ type Letter struct {
 	Attempts int
 	// At is when the letter was written.
 	At time.Time
+	// Log holds one line per attempt (deliver stage): when, and what happened.
+	Log []string
 	// Header holds the original message's headers.
 	Header nats.Header
 	// Body is the original message's body.
@@ -96,8 +98,14 @@ func (l *Letter) Msg(msgID string) *nats.Msg {
 		at = time.Now()
 	}
 	set(HdrAt, at.UTC().Format(time.RFC3339Nano))
+	if len(l.Log) > 0 {
+		set(HdrLog, oneLine(strings.Join(l.Log, logSep)))
+	}
 	return &nats.Msg{Subject: streams.DLQSubject(l.Stage, l.Name), Header: h, Data: l.Body}
 }
+
+// logSep separates attempts in the HdrLog header (a header is one line).
+const logSep = " | "
 
 // oneLine keeps a header value on one line.
 func oneLine(s string) string {
@@ -120,6 +128,9 @@ func FromMsg(m *jetstream.RawStreamMsg) *Letter {
 	l.Sequence, _ = strconv.ParseUint(get(HdrSequence), 10, 64)
 	l.Attempts, _ = strconv.Atoi(get(HdrAttempts))
 	l.At, _ = time.Parse(time.RFC3339Nano, get(HdrAt))
+	if v := get(HdrLog); v != "" {
+		l.Log = strings.Split(v, logSep)
+	}
 	for k, v := range m.Header {
 		if !strings.HasPrefix(k, "Leadstream-Dlq-") && k != nats.MsgIdHdr {
 			l.Header[k] = v

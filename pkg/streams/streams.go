@@ -23,7 +23,35 @@ const (
 	DLQ = "DLQ"
 	// DedupeBucket is the normalizer's seen-set of event ids.
 	DedupeBucket = "dedupe"
+	// DispatchBucket holds the dispatcher's per-adapter, per-aggregate
+	// ordering state: delivered facts, parked events, the retry in progress.
+	DispatchBucket = "dispatch"
+	// TIMERS holds the dispatcher's durable timers (retries, max_park).
+	TIMERS = "DISPATCH_TIMERS"
 )
+
+// TimersConfig is the timer stream: a work queue, so a fired timer is gone.
+func TimersConfig(cfg *config.Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        TIMERS,
+		Description: "leadstream dispatcher: durable timers for retries and parked events",
+		Subjects:    []string{"dispatch.timers.>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.WorkQueuePolicy,
+		Replicas:    cfg.NATS.Replicas,
+	}
+}
+
+// DispatchConfig is the dispatcher's ordering-state bucket.
+func DispatchConfig(cfg *config.Config) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      DispatchBucket,
+		Description: "leadstream dispatcher: per adapter and aggregate, delivered facts and parked events",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.NATS.Replicas,
+	}
+}
 
 // EventsSubject is the EVENTS subject events.<kind>.<action>.<tenant>.
 func EventsSubject(kind, action, tenant string) string {
