@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -52,12 +53,12 @@ type devConfig struct {
 	cfg                 *config.Config
 }
 
-func newDevConfig(t *testing.T) devConfig {
+func newDevConfig(t *testing.T, extraYAML ...string) devConfig {
 	t.Helper()
 	vec := testvectors.Load(t)
 	dir := t.TempDir()
 	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
-	cfgText := fmt.Sprintf("listen: %q\nnats:\n  store_dir: %q\n  listen: %q\n", httpAddr, filepath.Join(dir, "nats"), natsAddr) + vec.ConfigYAML()
+	cfgText := fmt.Sprintf("listen: %q\nnats:\n  store_dir: %q\n  listen: %q\n", httpAddr, filepath.Join(dir, "nats"), natsAddr) + vec.ConfigYAML() + strings.Join(extraYAML, "")
 	path := filepath.Join(dir, "leadstream.yaml")
 	if err := os.WriteFile(path, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)

@@ -23,7 +23,8 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	bin := buildBinary(t)
-	d := newDevConfig(t)
+	lms := newRecordingLMS(t)
+	d := newDevConfig(t, fmt.Sprintf("dispatcher: {max_park: 2s}\nadapters:\n  - {name: crm, type: webhook, url: %q, secret: %q}\n", lms.srv.URL, lmsSecret))
 	cfgPath, url, natsAddr := d.path, d.url, d.natsAddr
 	signer, err := simulate.NewSigner(d.cfg)
 	if err != nil {
@@ -70,5 +71,41 @@ func TestRunEndToEnd(t *testing.T) {
 	letters, err := dlq.List(context.Background(), js, dlq.Filter{})
 	if err != nil || len(letters) != 1 || letters[0].Reason != "unsupported_type" || letters[0].Name != "unknown" {
 		t.Fatalf("dead letters: %+v %v", letters, err)
+	}
+
+	// Every normalized event reached the LMS, signed, once, in causal order;
+	// the lone PENDING->COMPLETED transaction change after max_park, as an
+	// orphan, since its predecessor never came.
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if n := len(lms.ids()); n != samples-1 {
+			lms.mu.Lock()
+			defer lms.mu.Unlock()
+			return fmt.Errorf("LMS has %d events, want %d: %v", n, samples-1, lms.types)
+		}
+		return nil
+	})
+	lms.mu.Lock()
+	defer lms.mu.Unlock()
+	for id, n := range lms.seen {
+		if n != 1 {
+			t.Errorf("webhook-id %s accepted %d times", id, n)
+		}
+	}
+	pos := map[string]int{}
+	for i, typ := range lms.types {
+		if _, ok := pos[typ]; !ok {
+			pos[typ] = i
+		}
+	}
+	for _, dep := range []string{"chat.message", "lead.sold", "lead.invoiced", "lead.paid"} {
+		if pos[dep] < pos["lead.created"] {
+			t.Errorf("%s delivered before lead.created: %v", dep, lms.types)
+		}
+	}
+	if len(lms.orphans) != 1 || lms.orphans[0] != "transaction.status_changed" {
+		t.Errorf("orphans %v, want just the transaction change", lms.orphans)
+	}
+	if pos["invoice.paid"] < pos["invoice.created"] {
+		t.Errorf("invoice.paid before invoice.created: %v", lms.types)
 	}
 }

@@ -8,6 +8,7 @@ require (
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
+	github.com/standard-webhooks/standard-webhooks/libraries v0.0.1
 	go.uber.org/zap v1.28.0
 )
 
@@ -19,6 +20,7 @@ require (
 	github.com/oklog/ulid v1.3.1 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/sony/gobreaker v1.0.0 // indirect
+	github.com/sony/gobreaker/v2 v2.4.0 // indirect
 )
 
 require (
@@ -29,6 +31,7 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/leadstream/leadstream/proto v0.0.0 // indirect
+	github.com/leadstream/leadstream/services/dispatcher v0.0.0
 	github.com/leadstream/leadstream/services/normalizer v0.0.0
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
@@ -57,3 +60,5 @@ replace github.com/leadstream/leadstream/services/edge => ../../services/edge
 replace github.com/leadstream/leadstream/services/normalizer => ../../services/normalizer
 
 replace github.com/leadstream/leadstream/proto => ../../proto
+
+replace github.com/leadstream/leadstream/services/dispatcher => ../../services/dispatcher

@@ -16,6 +16,9 @@ commands:
   run        the whole pipeline in one process; embedded JetStream when nats.url is empty
   edge       the HTTP edge alone, against the NATS in nats.url
   normalizer the normalizer consumers alone (--kinds=lead,chat,...), against nats.url
+  dispatcher deliver EVENTS to the configured LMS adapters (--adapters=crm,...), against nats.url
+  demo-lms   a demo LMS that verifies Standard Webhooks signatures and prints what arrives
+  lead       lead show <id>: the order-independent state of a lead, conversation, transaction ...
   replay     re-normalize RAW into EVENTS from a sequence or time (--since, --kinds)
   dlq        list, show, replay or drop dead letters (ls | show | replay | drop)
   simulate   send correctly signed sample webhooks of every provider to an edge
@@ -36,6 +39,9 @@ func main() {
 		"edge":       cmdEdge,
 		"normalizer": cmdNormalizer,
 		"replay":     cmdReplay,
+		"dispatcher": cmdDispatcher,
+		"demo-lms":   cmdDemoLMS,
+		"lead":       cmdLead,
 		"dlq":        cmdDLQ,
 		"simulate":   cmdSimulate,
 		"check":      cmdCheck,

@@ -17,6 +17,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/dlq"
 	"github.com/leadstream/leadstream/pkg/natsconn"
+	"github.com/leadstream/leadstream/services/dispatcher"
 	"github.com/leadstream/leadstream/services/normalizer"
 )
 
@@ -168,6 +169,7 @@ func cmdDLQ(args []string) error {
 			return err
 		}
 		failed := 0
+		dispatchers := map[string]*dispatcher.Service{}
 		for _, seq := range seqs {
 			l, err := dlq.Get(ctx, js, seq)
 			if err != nil {
@@ -181,6 +183,21 @@ func cmdDLQ(args []string) error {
 					continue
 				}
 				fmt.Printf("%d: normalized, removed from DLQ\n", seq)
+			case dlq.StageDeliver:
+				d, ok := dispatchers[l.Name]
+				if !ok {
+					d, err = dispatcher.New(ctx, dispatcher.Options{Config: cfg, JetStream: js, Logger: zap.NewNop(), Adapters: []string{l.Name}})
+					if err != nil {
+						return err
+					}
+					dispatchers[l.Name] = d
+				}
+				if err := d.ReplayDeadLetter(ctx, seq); err != nil {
+					failed++
+					fmt.Printf("%d: %v\n", seq, err)
+					continue
+				}
+				fmt.Printf("%d: delivered to %s with its original webhook-id, removed from DLQ\n", seq, l.Name)
 			default:
 				failed++
 				fmt.Printf("%d: stage %q cannot be replayed by this version\n", seq, l.Stage)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -25,6 +26,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/logging"
 	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/streams"
+	"github.com/leadstream/leadstream/services/dispatcher"
 	"github.com/leadstream/leadstream/services/edge"
 	"github.com/leadstream/leadstream/services/normalizer"
 )
@@ -57,6 +59,9 @@ func cmdCheck(args []string) error {
 type services struct {
 	edge       bool
 	normalizer bool
+	dispatcher bool
+	// adapters limits the dispatcher; empty is all.
+	adapters []string
 	// kinds limits the normalizer; empty is all.
 	kinds []string
 	// embeddedOK allows an embedded JetStream when nats.url is empty.
@@ -70,7 +75,7 @@ func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	path := configFlag(fs)
 	_ = fs.Parse(args)
-	return runPipeline(*path, services{edge: true, normalizer: true, embeddedOK: true})
+	return runPipeline(*path, services{edge: true, normalizer: true, dispatcher: true, embeddedOK: true})
 }
 
 func cmdEdge(args []string) error {
@@ -87,6 +92,15 @@ func cmdNormalizer(args []string) error {
 	admin := fs.String("admin-listen", ":9090", "address for /healthz, /readyz and /metrics")
 	_ = fs.Parse(args)
 	return runPipeline(*path, services{normalizer: true, kinds: splitList(*kinds), adminListen: *admin})
+}
+
+func cmdDispatcher(args []string) error {
+	fs := flag.NewFlagSet("dispatcher", flag.ExitOnError)
+	path := configFlag(fs)
+	adapters := fs.String("adapters", "", "comma-separated adapter names to deliver to; empty: all in the config")
+	admin := fs.String("admin-listen", ":9091", "address for /healthz, /readyz, /metrics and /leads/{id}")
+	_ = fs.Parse(args)
+	return runPipeline(*path, services{dispatcher: true, adapters: splitList(*adapters), adminListen: *admin})
 }
 
 func splitList(s string) []string {
@@ -151,6 +165,22 @@ func runPipeline(path string, svc services) error {
 		}
 		actor(&g, n.Run)
 	}
+	if svc.dispatcher {
+		d, err := dispatcher.New(ctx, dispatcher.Options{Config: cfg, JetStream: js, Logger: log.Named("dispatcher"), Registry: reg,
+			Adapters: svc.adapters, Projection: len(svc.adapters) == 0})
+		if err != nil {
+			return err
+		}
+		actor(&g, d.Run)
+	}
+	if svc.embeddedOK && cfg.DemoLMS.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.DemoLMS.Listen)
+		if err != nil {
+			return fmt.Errorf("demo_lms.listen: %w", err)
+		}
+		log.Info("demo LMS listening: events delivered to it are printed below", zap.String("addr", ln.Addr().String()))
+		actor(&g, func(ctx context.Context) error { return serveDemoLMS(ctx, ln, cfg.DemoLMS.Secret, log) })
+	}
 	if svc.edge {
 		e, err := edge.New(edge.Options{Config: cfg, JetStream: js, Logger: log.Named("edge"), Registry: reg})
 		if err != nil {
@@ -166,7 +196,7 @@ func runPipeline(path string, svc services) error {
 		if err != nil {
 			return fmt.Errorf("admin: %w", err)
 		}
-		actor(&g, func(ctx context.Context) error { return serveAdmin(ctx, ln, nc, reg) })
+		actor(&g, func(ctx context.Context) error { return serveAdmin(ctx, ln, nc, js, reg) })
 	}
 
 	err = g.Run()
@@ -189,7 +219,7 @@ func actor(g *run.Group, f func(context.Context) error) {
 }
 
 // serveAdmin serves health and metrics for a process without the edge.
-func serveAdmin(ctx context.Context, ln net.Listener, nc *nats.Conn, reg *prometheus.Registry) error {
+func serveAdmin(ctx context.Context, ln net.Listener, nc *nats.Conn, js jetstream.JetStream, reg *prometheus.Registry) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -200,6 +230,7 @@ func serveAdmin(ctx context.Context, ln net.Listener, nc *nats.Conn, reg *promet
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /leads/{id...}", func(w http.ResponseWriter, r *http.Request) { serveLead(w, r, js) })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { <-ctx.Done(); _ = srv.Shutdown(context.Background()) }()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+)
+
+var lmsSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("leadstream-e2e-test-secret-0123"))
+
+// recordingLMS is the outside world's LMS: it checks each request's Standard
+// Webhooks signature with the standard's own library and records what it got.
+type recordingLMS struct {
+	srv     *httptest.Server
+	mu      sync.Mutex
+	order   []string       // webhook-ids in arrival order
+	types   []string       // their CloudEvents types
+	orphans []string       // types of those marked as orphans
+	seen    map[string]int // webhook-id -> times accepted
+}
+
+func newRecordingLMS(t *testing.T) *recordingLMS {
+	wh, err := standardwebhooks.NewWebhook(lmsSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &recordingLMS{seen: map[string]int{}}
+	l.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := wh.Verify(body, r.Header); err != nil {
+			t.Errorf("LMS: signature does not verify: %v", err)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var ce struct {
+			ID, Type string
+			Orphan   bool `json:"leadstreamorphan"`
+		}
+		if err := json.Unmarshal(body, &ce); err != nil || ce.ID != r.Header.Get("webhook-id") || r.Header.Get("Content-Type") != "application/cloudevents+json" {
+			t.Errorf("LMS: not a CloudEvent with webhook-id = id: %v", err)
+		}
+		l.mu.Lock()
+		if l.seen[ce.ID] == 0 {
+			l.order = append(l.order, ce.ID)
+			l.types = append(l.types, ce.Type)
+			if ce.Orphan {
+				l.orphans = append(l.orphans, ce.Type)
+			}
+		}
+		l.seen[ce.ID]++
+		l.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(l.srv.Close)
+	return l
+}
+
+func (l *recordingLMS) ids() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.order...)
+}

@@ -1,0 +1,25 @@
+package dispatcher
+
+import (
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/services/dispatcher/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/adapter/webhook"
+)
+
+// NewAdapter builds the adapter an adapters[] entry describes.
+func NewAdapter(a *config.Adapter, log *zap.Logger) (adapter.Adapter, error) {
+	switch a.Type {
+	case "webhook":
+		c := webhook.ConfigFrom(*a)
+		c.Timeout = a.Timeout.Duration
+		c.BreakerFailures = a.BreakerFailures
+		c.BreakerCooldown = a.BreakerCooldown.Duration
+		return webhook.New(c, log)
+	default:
+		return nil, fmt.Errorf("unknown adapter type %q", a.Type)
+	}
+}

@@ -1,0 +1,151 @@
+// Package dispatcher hands normalized events to the downstream LMS
+// adapters: one durable consumer per adapter (an LMS that is down never
+// slows another), causal order per aggregate with parked events kept in
+// JetStream, retries with backoff, dead letters with every attempt's
+// outcome, and the order-independent leads projection.
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/streams"
+	"github.com/leadstream/leadstream/services/dispatcher/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/leads"
+)
+
+// Options are the dispatcher's dependencies.
+type Options struct {
+	// Config is the validated configuration; its adapters are dispatched to.
+	Config *config.Config
+	// JetStream is where EVENTS, the timers and the buckets live.
+	JetStream jetstream.JetStream
+	// Logger is required.
+	Logger *zap.Logger
+	// Registry receives metrics; nil makes a private one.
+	Registry prometheus.Registerer
+	// Adapters limits the dispatcher to these adapter names; empty is all.
+	Adapters []string
+	// Projection runs the leads projection consumer too. Default false.
+	Projection bool
+	// NewAdapter builds an adapter from its config; nil is New (the
+	// built-in types). Tests use it to wrap or replace adapters.
+	NewAdapter func(*config.Adapter, *zap.Logger) (adapter.Adapter, error)
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Service is a running dispatcher.
+type Service struct {
+	cfg        *config.Config
+	js         jetstream.JetStream
+	log        *zap.Logger
+	m          *metrics
+	lanes      []*lane
+	projection *leads.Store
+	now        func() time.Time
+}
+
+// New prepares the topology (DISPATCH_TIMERS, the dispatch and leads
+// buckets, a consumer per adapter on EVENTS and on the timers) and connects
+// the adapters.
+func New(ctx context.Context, o Options) (*Service, error) {
+	if o.Config == nil || o.JetStream == nil || o.Logger == nil {
+		return nil, errors.New("dispatcher: Config, JetStream and Logger are required")
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	if o.NewAdapter == nil {
+		o.NewAdapter = NewAdapter
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Service{cfg: o.Config, js: o.JetStream, log: o.Logger, m: newMetrics(o.Registry), now: o.Now}
+	cfg := o.Config
+	if err := streams.Ensure(ctx, s.js, streams.EventsConfig(cfg), streams.DLQConfig(cfg), streams.TimersConfig(cfg)); err != nil {
+		return nil, err
+	}
+	kv, err := streams.EnsureKV(ctx, s.js, streams.DispatchConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	events, err := s.js.Stream(ctx, streams.EVENTS)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
+	for _, name := range o.Adapters {
+		if !slices.ContainsFunc(cfg.Adapters, func(a config.Adapter) bool { return a.Name == name }) {
+			return nil, fmt.Errorf("dispatcher: no adapter named %q in the config", name)
+		}
+	}
+	for i := range cfg.Adapters {
+		ac := &cfg.Adapters[i]
+		if len(o.Adapters) > 0 && !slices.Contains(o.Adapters, ac.Name) {
+			continue
+		}
+		ad, err := o.NewAdapter(ac, s.log.Named(ac.Name))
+		if err != nil {
+			return nil, fmt.Errorf("dispatcher: adapters[%d] (%s): %w", i, ac.Name, err)
+		}
+		if err := ad.Connect(ctx); err != nil {
+			return nil, fmt.Errorf("dispatcher: connecting adapter %s: %w", ac.Name, err)
+		}
+		l := &lane{cfg: ac, ad: ad, js: s.js, events: events, st: states{kv: kv}, log: s.log, m: s.m,
+			maxPark: cfg.Dispatcher.MaxPark.Duration, subscribed: subscribedFunc(ac), now: s.now}
+		if _, err := s.js.CreateOrUpdateConsumer(ctx, streams.EVENTS, l.consumerConfig(cfg.Dispatcher.MaxAckPending)); err != nil {
+			return nil, fmt.Errorf("dispatcher: consumer for adapter %s: %w", ac.Name, err)
+		}
+		if _, err := s.js.CreateOrUpdateConsumer(ctx, streams.TIMERS, l.timerConsumerConfig()); err != nil {
+			return nil, fmt.Errorf("dispatcher: timer consumer for adapter %s: %w", ac.Name, err)
+		}
+		s.lanes = append(s.lanes, l)
+	}
+	if o.Projection {
+		lkv, err := streams.EnsureKV(ctx, s.js, leads.BucketConfig(cfg.NATS.Replicas))
+		if err != nil {
+			return nil, err
+		}
+		s.projection = leads.NewStore(lkv)
+		if _, err := s.js.CreateOrUpdateConsumer(ctx, streams.EVENTS, projectionConsumer); err != nil {
+			return nil, fmt.Errorf("dispatcher: projection consumer: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Run dispatches until ctx ends, then closes the adapters.
+func (s *Service) Run(ctx context.Context) error {
+	var g run.Group
+	for _, l := range s.lanes {
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return l.run(ctx, s.cfg.Dispatcher.Workers) }, func(error) { cancel() })
+	}
+	if s.projection != nil {
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return s.project(ctx) }, func(error) { cancel() })
+	}
+	{
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
+	}
+	err := g.Run()
+	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, l := range s.lanes {
+		if cerr := l.ad.Close(closeCtx); cerr != nil {
+			s.log.Warn("closing adapter", zap.String("adapter", l.cfg.Name), zap.Error(cerr))
+		}
+	}
+	return err
+}

@@ -1,0 +1,425 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/dlq"
+	"github.com/leadstream/leadstream/pkg/streams"
+	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
+	"github.com/leadstream/leadstream/services/dispatcher/adapter"
+)
+
+// lane delivers to one adapter: its own durable consumer on EVENTS, its own
+// timers, its own workers. An LMS that is slow or down only ever slows its
+// own lane.
+type lane struct {
+	cfg        *config.Adapter
+	ad         adapter.Adapter
+	js         jetstream.JetStream
+	events     jetstream.Stream
+	st         states
+	log        *zap.Logger
+	m          *metrics
+	maxPark    time.Duration
+	subscribed func(string) bool
+	now        func() time.Time
+	workers    []chan job
+}
+
+// job is one unit of work for the worker that owns an aggregate.
+type job struct {
+	agg   string
+	event jetstream.Msg // an EVENTS message to admit, or nil
+	timer jetstream.Msg // a timer that fired, or nil
+	due   time.Time
+}
+
+// timer is the body of a timer message.
+type timer struct {
+	Aggregate string    `json:"aggregate"`
+	Due       time.Time `json:"due"`
+}
+
+func (l *lane) durable() string      { return "dispatch-" + l.cfg.Name }
+func (l *lane) timerDurable() string { return "timers-" + l.cfg.Name }
+func (l *lane) timerSubject() string { return "dispatch.timers." + l.cfg.Name }
+
+func (l *lane) consumerConfig(maxAckPending int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        l.durable(),
+		Description:    "leadstream dispatcher for adapter " + l.cfg.Name,
+		FilterSubjects: filterSubjects(l.cfg),
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        time.Minute,
+		MaxDeliver:     -1,
+		MaxAckPending:  maxAckPending,
+	}
+}
+
+func (l *lane) timerConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       l.timerDurable(),
+		Description:   "leadstream dispatcher timers for adapter " + l.cfg.Name,
+		FilterSubject: l.timerSubject(),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		// A fired timer pumps its aggregate before the ack, which may take
+		// several deliveries.
+		AckWait:       5 * time.Minute,
+		MaxDeliver:    -1,
+		MaxAckPending: 1024,
+	}
+}
+
+// run consumes EVENTS and timers until ctx ends.
+func (l *lane) run(ctx context.Context, workers int) error {
+	l.workers = make([]chan job, workers)
+	done := make(chan struct{})
+	for i := range l.workers {
+		l.workers[i] = make(chan job, 64)
+		go func(ch chan job) {
+			for {
+				select {
+				case j := <-ch:
+					l.work(ctx, j)
+				case <-ctx.Done():
+					done <- struct{}{}
+					return
+				}
+			}
+		}(l.workers[i])
+	}
+	events, err := l.js.Consumer(ctx, streams.EVENTS, l.durable())
+	if err != nil {
+		return fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err)
+	}
+	timers, err := l.js.Consumer(ctx, streams.TIMERS, l.timerDurable())
+	if err != nil {
+		return fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err)
+	}
+	ec, err := events.Consume(func(m jetstream.Msg) {
+		l.route(ctx, job{agg: m.Headers().Get("ce-subject"), event: m})
+	}, jetstream.PullMaxMessages(64))
+	if err != nil {
+		return fmt.Errorf("dispatcher %s: consuming EVENTS: %w", l.cfg.Name, err)
+	}
+	tc, err := timers.Consume(func(m jetstream.Msg) {
+		var t timer
+		if json.Unmarshal(m.Data(), &t) != nil {
+			_ = m.Term()
+			return
+		}
+		l.route(ctx, job{agg: t.Aggregate, timer: m, due: t.Due})
+	}, jetstream.PullMaxMessages(64))
+	if err != nil {
+		ec.Stop()
+		return fmt.Errorf("dispatcher %s: consuming timers: %w", l.cfg.Name, err)
+	}
+	// After a restart, pick up whatever was admitted but not yet delivered.
+	go l.sweep(ctx)
+	l.log.Info("dispatching", zap.String("adapter", l.cfg.Name), zap.Strings("subjects", filterSubjects(l.cfg)))
+	<-ctx.Done()
+	ec.Drain()
+	tc.Drain()
+	for range l.workers {
+		<-done
+	}
+	return nil
+}
+
+// route hands j to the worker that owns its aggregate, so that one
+// aggregate's work is serial and in order while others run in parallel.
+func (l *lane) route(ctx context.Context, j job) {
+	h := fnv.New32a()
+	h.Write([]byte(j.agg))
+	select {
+	case l.workers[h.Sum32()%uint32(len(l.workers))] <- j:
+	case <-ctx.Done():
+	}
+}
+
+func (l *lane) work(ctx context.Context, j job) {
+	switch {
+	case j.event != nil:
+		if err := l.admit(ctx, j.agg, j.event); err != nil {
+			l.log.Warn("admitting event failed, will retry", zap.String("adapter", l.cfg.Name), zap.Error(err))
+			_ = j.event.NakWithDelay(time.Second)
+			return
+		}
+	case j.timer != nil:
+		if wait := j.due.Sub(l.now()); wait > 0 {
+			_ = j.timer.NakWithDelay(wait)
+			return
+		}
+	}
+	if err := l.pump(ctx, j.agg); err != nil {
+		l.log.Warn("delivery step failed, will retry", zap.String("adapter", l.cfg.Name), zap.Error(err))
+		if j.timer != nil {
+			_ = j.timer.NakWithDelay(time.Second)
+			return
+		}
+		l.schedule(ctx, j.agg, l.now().Add(time.Second))
+	}
+	if j.timer != nil {
+		_ = j.timer.Ack()
+	}
+}
+
+// admit records an EVENTS message in its aggregate's queue, durably, and
+// acks it: from here on the queue, not the consumer, holds the event.
+func (l *lane) admit(ctx context.Context, agg string, m jetstream.Msg) error {
+	md, err := m.Metadata()
+	if err != nil {
+		return err
+	}
+	var ev leadstreamv1.Event
+	if err := proto.Unmarshal(m.Data(), &ev); err != nil || ev.Id == "" {
+		l.deadLetter(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data(), "undecodable", fmt.Errorf("decoding event: %v", err), nil, 0)
+		return m.Ack()
+	}
+	if agg == "" {
+		agg = ev.AggregateId
+	}
+	e := &entry{ID: ev.Id, Seq: md.Sequence.Stream, Type: ev.Type, Requires: requires(&ev, l.subscribed), Provides: provides(&ev), Since: l.now()}
+	st, err := l.st.update(ctx, stateKey(l.cfg.Name, agg), func(st *aggState) bool {
+		if st.index(e.ID) >= 0 || containsStr(st.Delivered, e.ID) {
+			return false // a redelivered EVENTS message
+		}
+		st.Queue = append(st.Queue, e)
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if !st.satisfied(e) {
+		l.schedule(ctx, agg, e.Since.Add(l.maxPark))
+	}
+	return m.Ack()
+}
+
+func containsStr(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// pump delivers the aggregate's deliverable events, in order, until none is
+// left, one is waiting for a prerequisite, or one is being retried.
+func (l *lane) pump(ctx context.Context, agg string) error {
+	key := stateKey(l.cfg.Name, agg)
+	for ctx.Err() == nil {
+		st, _, err := l.st.load(ctx, key)
+		if err != nil {
+			return err
+		}
+		now := l.now()
+		e, orphan := st.next(now, l.maxPark)
+		if e == nil {
+			return nil
+		}
+		attempt, first, log := 1, now, []string(nil)
+		if st.Retry != nil && st.Retry.ID == e.ID {
+			if now.Before(st.Retry.Next) {
+				return nil // its timer will come
+			}
+			attempt, first, log = st.Retry.Attempts+1, st.Retry.First, st.Retry.Log
+		}
+		raw, err := l.events.GetMsg(ctx, e.Seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			l.deadLetter(ctx, "", e.Seq, nil, nil, "event_missing", fmt.Errorf("event %s no longer in EVENTS (sequence %d)", e.ID, e.Seq), log, attempt-1)
+			if _, err := l.st.update(ctx, key, func(st *aggState) bool { st.done(e.ID, false); return true }); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading event %s: %w", e.ID, err)
+		}
+		var ev leadstreamv1.Event
+		if err := proto.Unmarshal(raw.Data, &ev); err != nil {
+			return fmt.Errorf("decoding event %s: %w", e.ID, err)
+		}
+
+		dctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout.Duration)
+		start := time.Now()
+		derr := l.ad.Deliver(dctx, &adapter.Delivery{Event: &ev, Orphan: orphan, Attempt: attempt})
+		cancel()
+		l.m.attempts.WithLabelValues(l.cfg.Name).Inc()
+		outcome := "delivered"
+		if derr != nil {
+			outcome = derr.Error()
+		}
+		log = appendLog(log, fmt.Sprintf("attempt %d at %s (%s): %s", attempt, start.UTC().Format(time.RFC3339Nano), time.Since(start).Round(time.Millisecond), outcome))
+
+		switch {
+		case derr == nil:
+			if _, err := l.st.update(ctx, key, func(st *aggState) bool { st.done(e.ID, true); return true }); err != nil {
+				return err
+			}
+			label := "delivered"
+			if orphan {
+				label = "delivered_orphan"
+			}
+			l.m.deliveries.WithLabelValues(l.cfg.Name, label).Inc()
+			if r := ev.GetReceivedAt(); r != nil {
+				l.m.endToEnd.WithLabelValues(l.cfg.Name).Observe(time.Since(r.AsTime()).Seconds())
+			}
+			if ce := l.log.Check(zap.DebugLevel, "delivered"); ce != nil {
+				ce.Write(zap.String("adapter", l.cfg.Name), zap.String("event_id", e.ID), zap.String("type", e.Type), zap.Bool("orphan", orphan), zap.Int("attempt", attempt))
+			}
+		case adapter.IsTerminal(derr) || (attempt >= l.cfg.MaxAttempts && now.Sub(first) >= l.cfg.MaxAge.Duration):
+			reason := "terminal"
+			if !adapter.IsTerminal(derr) {
+				reason = "retries_exhausted"
+			}
+			l.deadLetter(ctx, raw.Subject, e.Seq, raw.Header, raw.Data, reason, derr, log, attempt)
+			if _, err := l.st.update(ctx, key, func(st *aggState) bool { st.done(e.ID, false); return true }); err != nil {
+				return err
+			}
+		default:
+			delay := l.backoff(attempt)
+			if after, ok := adapter.RetryAfter(derr); ok && after > delay {
+				delay = after
+			}
+			next := now.Add(delay)
+			if _, err := l.st.update(ctx, key, func(st *aggState) bool {
+				if st.index(e.ID) < 0 {
+					return false
+				}
+				st.Retry = &retry{ID: e.ID, Attempts: attempt, First: first, Next: next, Log: log}
+				return true
+			}); err != nil {
+				return err
+			}
+			l.m.deliveries.WithLabelValues(l.cfg.Name, "retry").Inc()
+			l.log.Warn("delivery failed, will retry", zap.String("adapter", l.cfg.Name), zap.String("event_id", e.ID),
+				zap.Int("attempt", attempt), zap.Duration("in", delay), zap.Error(derr))
+			l.schedule(ctx, agg, next)
+			return nil
+		}
+	}
+	return ctx.Err()
+}
+
+func appendLog(log []string, line string) []string {
+	log = append(log, line)
+	if len(log) > maxLog {
+		log = log[len(log)-maxLog:]
+	}
+	return log
+}
+
+// backoff is exponential from BackoffInitial to BackoffMax, with ±20%
+// jitter so that many retrying aggregates do not come back at once.
+func (l *lane) backoff(attempt int) time.Duration {
+	d := l.cfg.BackoffInitial.Duration << min(attempt-1, 30)
+	if d <= 0 || d > l.cfg.BackoffMax.Duration {
+		d = l.cfg.BackoffMax.Duration
+	}
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// schedule makes the aggregate be pumped again at due, durably: a timer
+// message that the lane's timer consumer holds back until due.
+func (l *lane) schedule(ctx context.Context, agg string, due time.Time) {
+	data, _ := json.Marshal(timer{Aggregate: agg, Due: due})
+	msg := &nats.Msg{Subject: l.timerSubject(), Data: data, Header: nats.Header{}}
+	msg.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s|%d", agg, due.UnixMilli()))
+	if _, err := l.js.PublishMsg(ctx, msg); err != nil {
+		// The periodic sweep will find the aggregate all the same.
+		l.log.Warn("scheduling timer failed", zap.String("adapter", l.cfg.Name), zap.Error(err))
+	}
+}
+
+// deadLetter writes a delivery that will not happen to dlq.deliver.<adapter>.
+func (l *lane) deadLetter(ctx context.Context, subject string, seq uint64, hdr nats.Header, body []byte, reason string, cause error, log []string, attempts int) {
+	errText := ""
+	if cause != nil {
+		errText = cause.Error()
+	}
+	letter := &dlq.Letter{Stage: dlq.StageDeliver, Name: l.cfg.Name, Reason: reason, Error: errText, Subject: subject, Sequence: seq,
+		Attempts: attempts, Header: hdr, Body: body, Log: log}
+	id := fmt.Sprintf("%s:%s:%d", dlq.StageDeliver, l.cfg.Name, seq)
+	for ctx.Err() == nil {
+		if _, err := l.js.PublishMsg(ctx, letter.Msg(id)); err == nil {
+			break
+		} else {
+			l.log.Warn("dead-lettering failed, retrying", zap.String("adapter", l.cfg.Name), zap.Error(err))
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	l.m.deliveries.WithLabelValues(l.cfg.Name, "dead_lettered").Inc()
+	l.m.deadLetters.WithLabelValues(l.cfg.Name, reason).Inc()
+	l.log.Warn("dead-lettered", zap.String("adapter", l.cfg.Name), zap.Uint64("events_sequence", seq), zap.String("reason", reason), zap.Int("attempts", attempts))
+}
+
+// sweep runs at start and then periodically: it pumps every aggregate that
+// has something deliverable (a restart, or a timer that was lost), and
+// refreshes the parked and retry gauges.
+func (l *lane) sweep(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		l.sweepOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (l *lane) sweepOnce(ctx context.Context) {
+	w, err := l.st.kv.WatchFiltered(ctx, []string{l.cfg.Name + ".>"}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return
+	}
+	defer func() { _ = w.Stop() }()
+	now := l.now()
+	parked, retrying := 0, 0
+	var oldest time.Duration
+	for e := range w.Updates() {
+		if e == nil {
+			break // the current values are all in
+		}
+		var st aggState
+		if json.Unmarshal(e.Value(), &st) != nil {
+			continue
+		}
+		for _, q := range st.Queue {
+			if !st.satisfied(q) {
+				parked++
+				oldest = max(oldest, now.Sub(q.Since))
+			}
+		}
+		if st.Retry != nil {
+			retrying++
+		}
+		if next, _ := st.next(now, l.maxPark); next != nil && (st.Retry == nil || !now.Before(st.Retry.Next)) {
+			if agg, ok := aggregateOf(e.Key(), l.cfg.Name); ok {
+				l.route(ctx, job{agg: agg})
+			}
+		}
+	}
+	l.m.parked.WithLabelValues(l.cfg.Name).Set(float64(parked))
+	l.m.oldestParked.WithLabelValues(l.cfg.Name).Set(oldest.Seconds())
+	l.m.retryBacklog.WithLabelValues(l.cfg.Name).Set(float64(retrying))
+}

@@ -1,0 +1,54 @@
+package dispatcher
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	deliveries   *prometheus.CounterVec
+	deadLetters  *prometheus.CounterVec
+	attempts     *prometheus.CounterVec
+	retryBacklog *prometheus.GaugeVec
+	parked       *prometheus.GaugeVec
+	oldestParked *prometheus.GaugeVec
+	endToEnd     *prometheus.HistogramVec
+	projected    *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadstream_dispatcher_deliveries_total",
+			Help: "Delivery outcomes by adapter: delivered, delivered_orphan, retry, dead_lettered.",
+		}, []string{"adapter", "outcome"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadstream_dispatcher_dead_letters_total",
+			Help: "Events dead-lettered by adapter and reason (terminal, retries_exhausted, event_missing, undecodable).",
+		}, []string{"adapter", "reason"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadstream_dispatcher_attempts_total",
+			Help: "Delivery attempts by adapter.",
+		}, []string{"adapter"}),
+		retryBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leadstream_dispatcher_retry_backlog",
+			Help: "Aggregates whose next delivery is waiting for a retry, by adapter.",
+		}, []string{"adapter"}),
+		parked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leadstream_dispatcher_parked",
+			Help: "Events parked until their causal prerequisite is delivered, by adapter.",
+		}, []string{"adapter"}),
+		oldestParked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leadstream_dispatcher_oldest_parked_seconds",
+			Help: "Age of the oldest parked event, by adapter.",
+		}, []string{"adapter"}),
+		endToEnd: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "leadstream_dispatcher_end_to_end_seconds",
+			Help:    "From the edge receiving a webhook to the LMS answering 2xx, by adapter.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
+		}, []string{"adapter"}),
+		projected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadstream_dispatcher_projected_total",
+			Help: "Events merged into the leads projection, by outcome.",
+		}, []string{"outcome"}),
+	}
+	reg.MustRegister(m.deliveries, m.deadLetters, m.attempts, m.retryBacklog, m.parked, m.oldestParked, m.endToEnd, m.projected)
+	return m
+}

@@ -1,0 +1,55 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/leadstream/leadstream/pkg/streams"
+	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
+)
+
+// projectionConsumer reads every event into the leads projection. The
+// projection merges in any order, so one consumer without ordering will do.
+var projectionConsumer = jetstream.ConsumerConfig{
+	Durable:       "projection-leads",
+	Description:   "leadstream: order-independent lead state in KV leads",
+	DeliverPolicy: jetstream.DeliverAllPolicy,
+	AckPolicy:     jetstream.AckExplicitPolicy,
+	AckWait:       30 * time.Second,
+	MaxDeliver:    -1,
+	MaxAckPending: 256,
+}
+
+func (s *Service) project(ctx context.Context) error {
+	cons, err := s.js.Consumer(ctx, streams.EVENTS, projectionConsumer.Durable)
+	if err != nil {
+		return fmt.Errorf("projection: %w", err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		var ev leadstreamv1.Event
+		if err := proto.Unmarshal(m.Data(), &ev); err != nil {
+			s.m.projected.WithLabelValues("undecodable").Inc()
+			_ = m.Term()
+			return
+		}
+		if err := s.projection.Apply(ctx, &ev); err != nil {
+			s.m.projected.WithLabelValues("failed").Inc()
+			s.log.Warn("projecting event failed, will retry", zap.String("event_id", ev.Id), zap.Error(err))
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+		s.m.projected.WithLabelValues("merged").Inc()
+		_ = m.Ack()
+	})
+	if err != nil {
+		return fmt.Errorf("projection: %w", err)
+	}
+	<-ctx.Done()
+	cc.Drain()
+	return nil
+}

@@ -1,0 +1,58 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/leadstream/leadstream/pkg/dlq"
+	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
+	"github.com/leadstream/leadstream/services/dispatcher/adapter"
+)
+
+// ReplayDeadLetter delivers a deliver-stage dead letter to its adapter
+// again, with the same event id (the LMS's webhook-id), and removes it from
+// DLQ on success. What it establishes (a lead.created, say) is recorded, so
+// events parked behind it go out too.
+func (s *Service) ReplayDeadLetter(ctx context.Context, seq uint64) error {
+	l, err := dlq.Get(ctx, s.js, seq)
+	if err != nil {
+		return err
+	}
+	if l.Stage != dlq.StageDeliver {
+		return fmt.Errorf("dead letter %d is from stage %q, not %q", seq, l.Stage, dlq.StageDeliver)
+	}
+	var ln *lane
+	for _, x := range s.lanes {
+		if x.cfg.Name == l.Name {
+			ln = x
+		}
+	}
+	if ln == nil {
+		return fmt.Errorf("dead letter %d: adapter %q is not configured here", seq, l.Name)
+	}
+	var ev leadstreamv1.Event
+	if err := proto.Unmarshal(l.Body, &ev); err != nil || ev.Id == "" {
+		return fmt.Errorf("dead letter %d: no event to deliver (%s)", seq, l.Reason)
+	}
+	dctx, cancel := context.WithTimeout(ctx, ln.cfg.Timeout.Duration)
+	err = ln.ad.Deliver(dctx, &adapter.Delivery{Event: &ev, Attempt: l.Attempts + 1})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("dead letter %d still fails: %w", seq, err)
+	}
+	ln.m.deliveries.WithLabelValues(ln.cfg.Name, "delivered").Inc()
+	if p := provides(&ev); len(p) > 0 {
+		key := stateKey(ln.cfg.Name, ev.AggregateId)
+		if _, err := ln.st.update(ctx, key, func(st *aggState) bool {
+			st.Queue = append(st.Queue, &entry{ID: ev.Id, Provides: p})
+			st.done(ev.Id, true)
+			return true
+		}); err != nil {
+			return err
+		}
+		ln.schedule(ctx, ev.AggregateId, s.now())
+	}
+	return dlq.Drop(ctx, s.js, seq)
+}

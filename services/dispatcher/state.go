@@ -1,0 +1,181 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// aggState is one adapter's ordering state for one aggregate, kept in the
+// dispatch bucket so that it survives restarts: what has been established
+// (facts), the events waiting (queue: parked, or next in line), and the
+// delivery being retried, which holds back the rest of its aggregate.
+type aggState struct {
+	Facts     []string `json:"facts,omitempty"`
+	Delivered []string `json:"delivered,omitempty"`
+	Queue     []*entry `json:"queue,omitempty"`
+	Retry     *retry   `json:"retry,omitempty"`
+}
+
+// entry is a waiting event, by its EVENTS sequence.
+type entry struct {
+	ID       string    `json:"id"`
+	Seq      uint64    `json:"seq"`
+	Type     string    `json:"type"`
+	Requires []string  `json:"requires,omitempty"`
+	Provides []string  `json:"provides,omitempty"`
+	Since    time.Time `json:"since"`
+}
+
+// retry is the delivery in progress of one queued event.
+type retry struct {
+	ID       string    `json:"id"`
+	Attempts int       `json:"attempts"`
+	First    time.Time `json:"first"`
+	Next     time.Time `json:"next"`
+	Log      []string  `json:"log,omitempty"`
+}
+
+// maxDelivered bounds the ids remembered per aggregate to drop a
+// redelivered EVENTS message instead of delivering it twice.
+const maxDelivered = 64
+
+// maxLog bounds the attempt outcomes kept for a dead letter.
+const maxLog = 50
+
+func (st *aggState) satisfied(e *entry) bool {
+	for _, f := range e.Requires {
+		if !slices.Contains(st.Facts, f) {
+			return false
+		}
+	}
+	return true
+}
+
+func (st *aggState) index(id string) int {
+	return slices.IndexFunc(st.Queue, func(e *entry) bool { return e.ID == id })
+}
+
+// next is the entry to deliver now, and whether it goes as an orphan: the
+// retrying one if any (it holds back its aggregate), else the first whose
+// prerequisites are established, else the first that waited maxPark.
+func (st *aggState) next(now time.Time, maxPark time.Duration) (*entry, bool) {
+	if st.Retry != nil {
+		if i := st.index(st.Retry.ID); i >= 0 {
+			e := st.Queue[i]
+			return e, !st.satisfied(e)
+		}
+	}
+	for _, e := range st.Queue {
+		if st.satisfied(e) {
+			return e, false
+		}
+	}
+	for _, e := range st.Queue {
+		if now.Sub(e.Since) >= maxPark {
+			return e, true
+		}
+	}
+	return nil, false
+}
+
+// done removes entry id after its delivery (or dead-lettering) and, when
+// delivered, records what it established.
+func (st *aggState) done(id string, delivered bool) {
+	i := st.index(id)
+	if i < 0 {
+		return
+	}
+	e := st.Queue[i]
+	st.Queue = slices.Delete(st.Queue, i, i+1)
+	if st.Retry != nil && st.Retry.ID == id {
+		st.Retry = nil
+	}
+	if delivered {
+		for _, f := range e.Provides {
+			if !slices.Contains(st.Facts, f) {
+				st.Facts = append(st.Facts, f)
+			}
+		}
+		slices.Sort(st.Facts)
+	}
+	st.Delivered = append(st.Delivered, id)
+	if len(st.Delivered) > maxDelivered {
+		st.Delivered = st.Delivered[len(st.Delivered)-maxDelivered:]
+	}
+}
+
+// stateKey is the dispatch bucket key of an adapter's aggregate: aggregate
+// ids carry payload characters, so they are base64url-encoded.
+func stateKey(adapter, aggregate string) string {
+	return adapter + "." + base64.RawURLEncoding.EncodeToString([]byte(aggregate))
+}
+
+func aggregateOf(key, adapter string) (string, bool) {
+	if len(key) <= len(adapter)+1 || key[:len(adapter)+1] != adapter+"." {
+		return "", false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(key[len(adapter)+1:])
+	return string(b), err == nil
+}
+
+// states reads and writes aggStates with compare-and-set, so that two
+// dispatcher instances of one adapter never lose each other's updates.
+type states struct {
+	kv jetstream.KeyValue
+}
+
+func (s states) load(ctx context.Context, key string) (*aggState, uint64, error) {
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return &aggState{}, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading ordering state: %w", err)
+	}
+	st := &aggState{}
+	if err := json.Unmarshal(e.Value(), st); err != nil {
+		return nil, 0, fmt.Errorf("decoding ordering state %s: %w", key, err)
+	}
+	return st, e.Revision(), nil
+}
+
+// update applies f to the current state and stores the result; f returns
+// false when it changed nothing. On a concurrent write it starts over.
+func (s states) update(ctx context.Context, key string, f func(*aggState) bool) (*aggState, error) {
+	for {
+		st, rev, err := s.load(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if !f(st) {
+			return st, nil
+		}
+		data, err := json.Marshal(st)
+		if err != nil {
+			return nil, err
+		}
+		if rev == 0 {
+			_, err = s.kv.Create(ctx, key, data)
+		} else {
+			_, err = s.kv.Update(ctx, key, data, rev)
+		}
+		if err == nil {
+			return st, nil
+		}
+		var apiErr *jetstream.APIError
+		if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)) {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		return nil, fmt.Errorf("writing ordering state: %w", err)
+	}
+}
