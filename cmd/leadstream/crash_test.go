@@ -118,25 +118,13 @@ func startDev(t *testing.T, bin, cfgPath, url string) *devProcess {
 	return p
 }
 
-// TestSIGKILLAfterBurst kills the dev process with SIGKILL while a burst of
-// webhooks is being answered; after a restart on the same data dir, every
-// request that got a 2xx is in RAW.
-func TestSIGKILLAfterBurst(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin := buildBinary(t)
-	d := newDevConfig(t)
-	cfgPath, cfg, url, natsAddr := d.path, d.cfg, d.url, d.natsAddr
-	signer, err := simulate.NewSigner(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := startDev(t, bin, cfgPath, url)
-
+// burst sends unique signed samples from 32 workers until killAfter were
+// acknowledged, then calls kill while the other requests are still in
+// flight, and returns the acknowledged event ids with their sample names.
+func burst(t *testing.T, signer *simulate.Signer, url string, killAfter int, kill func()) map[string]string {
+	t.Helper()
 	var mu sync.Mutex
-	acked := map[string]bool{}
-	const killAfter = 300
+	acked := map[string]string{}
 	killed := make(chan struct{})
 	var once sync.Once
 	var wg sync.WaitGroup
@@ -171,24 +159,40 @@ func TestSIGKILLAfterBurst(t *testing.T) {
 					continue
 				}
 				mu.Lock()
-				acked[a.ID] = true
+				acked[a.ID] = smp.Name
 				n := len(acked)
 				mu.Unlock()
 				if n >= killAfter {
-					// Kill while the other workers' requests are still in flight.
-					once.Do(func() {
-						_ = p.cmd.Process.Signal(syscall.SIGKILL)
-						close(killed)
-					})
+					once.Do(func() { kill(); close(killed) })
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	<-p.done
 	mu.Lock()
+	defer mu.Unlock()
+	return acked
+}
+
+// TestSIGKILLAfterBurst kills the dev process with SIGKILL while a burst of
+// webhooks is being answered; after a restart on the same data dir, every
+// request that got a 2xx is in RAW.
+func TestSIGKILLAfterBurst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	d := newDevConfig(t)
+	cfgPath, cfg, url, natsAddr := d.path, d.cfg, d.url, d.natsAddr
+	signer, err := simulate.NewSigner(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startDev(t, bin, cfgPath, url)
+
+	acked := burst(t, signer, url, 300, func() { _ = p.cmd.Process.Signal(syscall.SIGKILL) })
+	<-p.done
 	total := len(acked)
-	mu.Unlock()
 	t.Logf("%d requests acknowledged before SIGKILL", total)
 
 	p = startDev(t, bin, cfgPath, url)
@@ -227,4 +231,69 @@ func TestSIGKILLAfterBurst(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no exit 30s after SIGTERM")
 	}
+}
+
+// TestSIGKILLWhileDelivering kills the whole pipeline with SIGKILL while it
+// is delivering to an LMS; after a restart every acknowledged webhook that
+// can be normalized reaches the LMS (at least once, same webhook-id).
+func TestSIGKILLWhileDelivering(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	lms := newRecordingLMS(t)
+	// Short ack waits: what the killed process had taken but not acked comes
+	// back after them.
+	d := newDevConfig(t, fmt.Sprintf("normalizer: {ack_wait: 3s, handler_timeout: 2s}\ndispatcher: {max_park: 1s, ack_wait: 3s}\nadapters:\n  - {name: crm, type: webhook, url: %q, secret: %q}\n", lms.srv.URL, lmsSecret))
+	signer, err := simulate.NewSigner(d.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startDev(t, bin, d.path, d.url)
+	acked := burst(t, signer, d.url, 200, func() {
+		// Wait until deliveries are flowing, then kill mid-flight.
+		natstest.CheckFor(t, 20*time.Second, 5*time.Millisecond, func() error {
+			if len(lms.ids()) < 20 {
+				return fmt.Errorf("LMS has %d", len(lms.ids()))
+			}
+			return nil
+		})
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	})
+	<-p.done
+	before := len(lms.ids())
+	want := map[string]bool{}
+	for id, sample := range acked {
+		if sample != "marktplaats-api/doc-example" { // dead-lettered by the normalizer
+			want[id] = true
+		}
+	}
+	t.Logf("%d acknowledged (%d deliverable), %d delivered before SIGKILL", len(acked), len(want), before)
+
+	startDev(t, bin, d.path, d.url)
+	natstest.CheckFor(t, 45*time.Second, 50*time.Millisecond, func() error {
+		got := map[string]bool{}
+		for _, id := range lms.ids() {
+			got[id] = true
+		}
+		missing := 0
+		for id := range want {
+			if !got[id] {
+				missing++
+			}
+		}
+		if missing > 0 {
+			return fmt.Errorf("%d of %d acknowledged events not yet at the LMS", missing, len(want))
+		}
+		return nil
+	})
+	lms.mu.Lock()
+	dups := 0
+	for _, n := range lms.seen {
+		if n > 1 {
+			dups++
+		}
+	}
+	lms.mu.Unlock()
+	t.Logf("redelivered after the crash (same webhook-id, at least once): %d", dups)
 }

@@ -216,6 +216,9 @@ type Dispatcher struct {
 	// MaxAckPending is how many EVENTS messages an adapter's consumer has in
 	// flight. Default 256.
 	MaxAckPending int `yaml:"max_ack_pending"`
+	// AckWait is how long JetStream waits before redelivering an EVENTS
+	// message a crashed dispatcher had taken but not yet parked. Default "30s".
+	AckWait Duration `yaml:"ack_wait"`
 }
 
 // DemoLMS runs the demo LMS inside `leadstream run` (first-time users).

@@ -331,6 +331,9 @@ func (d *Dispatcher) setDefaultsAndValidate() []error {
 	if err := d.MaxPark.resolve("dispatcher.max_park", 15*time.Minute); err != nil {
 		errs = append(errs, err)
 	}
+	if err := d.AckWait.resolve("dispatcher.ack_wait", 30*time.Second); err != nil {
+		errs = append(errs, err)
+	}
 	if d.Workers == 0 {
 		d.Workers = 16
 	}

@@ -53,9 +53,9 @@ type File struct {
 		Offerte          string `json:"offerte"`
 		LokalebasenToken string `json:"lokalebasen_token"`
 	} `json:"secrets"`
-	PublicKeys         map[string]string `json:"public_keys"`
+	PublicKeys          map[string]string `json:"public_keys"`
 	MaxClockSkewSeconds int64             `json:"max_clock_skew_seconds"`
-	Vectors            []Vector          `json:"vectors"`
+	Vectors             []Vector          `json:"vectors"`
 	// Dir is the shared testdata directory; key paths are relative to it.
 	Dir string `json:"-"`
 }

@@ -103,7 +103,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		}
 		l := &lane{cfg: ac, ad: ad, js: s.js, events: events, st: states{kv: kv}, log: s.log, m: s.m,
 			maxPark: cfg.Dispatcher.MaxPark.Duration, subscribed: subscribedFunc(ac), now: s.now}
-		if _, err := s.js.CreateOrUpdateConsumer(ctx, streams.EVENTS, l.consumerConfig(cfg.Dispatcher.MaxAckPending)); err != nil {
+		if _, err := s.js.CreateOrUpdateConsumer(ctx, streams.EVENTS, l.consumerConfig(cfg.Dispatcher.MaxAckPending, cfg.Dispatcher.AckWait.Duration)); err != nil {
 			return nil, fmt.Errorf("dispatcher: consumer for adapter %s: %w", ac.Name, err)
 		}
 		if _, err := s.js.CreateOrUpdateConsumer(ctx, streams.TIMERS, l.timerConsumerConfig()); err != nil {

@@ -45,7 +45,8 @@ type fakeLMS struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
 	got     []received
-	seen    map[string]int
+	seen    map[string]int // webhook-id -> times accepted
+	tries   map[string]int // webhook-id -> requests, failed ones too
 	respond func(r received) int
 }
 
@@ -54,7 +55,7 @@ func newFakeLMS(t *testing.T) *fakeLMS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeLMS{t: t, seen: map[string]int{}}
+	f := &fakeLMS{t: t, seen: map[string]int{}, tries: map[string]int{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if err := wh.Verify(body, r.Header); err != nil {
@@ -72,6 +73,7 @@ func newFakeLMS(t *testing.T) *fakeLMS {
 		rec := received{id: ce.ID, typ: ce.Type, subject: ce.Subject, orphan: ce.Orphan}
 		f.mu.Lock()
 		respond := f.respond
+		f.tries[rec.id]++
 		f.mu.Unlock()
 		status := http.StatusNoContent
 		if respond != nil {
@@ -314,6 +316,13 @@ func TestRetryHoldsOnlyItsAggregate(t *testing.T) {
 	lmsA.waitFor(8)
 	if got := lmsA.ids("lead/1"); !slices.Equal(got, []string{"l1", "l1-sold", "l1-paid"}) {
 		t.Fatalf("lead/1 delivered as %v after recovery, want in order", got)
+	}
+	// The retried lead was requested several times, always as webhook-id
+	// l1, and accepted once; what waited behind it was requested only once.
+	lmsA.mu.Lock()
+	defer lmsA.mu.Unlock()
+	if lmsA.tries["l1"] < 2 || lmsA.seen["l1"] != 1 || lmsA.tries["l1-sold"] != 1 {
+		t.Fatalf("requests per webhook-id: l1 %d (accepted %d), l1-sold %d", lmsA.tries["l1"], lmsA.seen["l1"], lmsA.tries["l1-sold"])
 	}
 }
 

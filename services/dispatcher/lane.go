@@ -56,14 +56,14 @@ func (l *lane) durable() string      { return "dispatch-" + l.cfg.Name }
 func (l *lane) timerDurable() string { return "timers-" + l.cfg.Name }
 func (l *lane) timerSubject() string { return "dispatch.timers." + l.cfg.Name }
 
-func (l *lane) consumerConfig(maxAckPending int) jetstream.ConsumerConfig {
+func (l *lane) consumerConfig(maxAckPending int, ackWait time.Duration) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:        l.durable(),
 		Description:    "leadstream dispatcher for adapter " + l.cfg.Name,
 		FilterSubjects: filterSubjects(l.cfg),
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        time.Minute,
+		AckWait:        ackWait,
 		MaxDeliver:     -1,
 		MaxAckPending:  maxAckPending,
 	}
