@@ -453,3 +453,48 @@ func TestRestartMidFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestFilters: an adapter gets only the types and tenants it subscribes to,
+// and does not wait for a prerequisite of a type it never receives.
+func TestFilters(t *testing.T) {
+	all, chats := newFakeLMS(t), newFakeLMS(t)
+	f := newFixture(t, adapterYAML("all", all.srv.URL, "")+adapterYAML("chats", chats.srv.URL, `types: ["chat.*"], tenants: [t2]`))
+	f.cfg.Dispatcher.MaxPark = config.Dur(time.Hour)
+	f.start()
+	chat := event("chat-t2", "chat.message", "conv/t2", t0)
+	chat.Tenant = "t2"
+	f.publish(chat)
+	f.publish(event("chat-t1", "chat.message", "conv/t1", t0))
+	f.publish(event("lead-t1", "lead.created", "conv/t1", t0))
+	f.publish(event("bid-t1", "bid.placed", "ad/1", t0))
+	// "chats" never receives leads: its chat goes out at once, not as an orphan.
+	chats.waitFor(1)
+	if r := chats.received()[0]; r.id != "chat-t2" || r.orphan {
+		t.Fatalf("chats adapter got %+v", r)
+	}
+	// "all" receives everything; chat-t2 waits for a lead of conv/t2 that never comes.
+	all.waitFor(3)
+	if got := all.ids(""); !slices.Contains(got, "lead-t1") || !slices.Contains(got, "chat-t1") || !slices.Contains(got, "bid-t1") {
+		t.Fatalf("all adapter got %v", got)
+	}
+	if got := chats.ids(""); len(got) != 1 {
+		t.Fatalf("chats adapter got %v, want only chat-t2", got)
+	}
+}
+
+func TestFilterSubjects(t *testing.T) {
+	for _, c := range []struct {
+		types, tenants []string
+		want           []string
+	}{
+		{nil, nil, []string{"events.*.*.*"}},
+		{[]string{"*"}, []string{"a"}, []string{"events.*.*.a"}},
+		{[]string{"lead.*", "lead.created", "chat.message"}, nil, []string{"events.chat.message.*", "events.lead.*.*"}},
+		{[]string{"lead.created"}, []string{"a", "b"}, []string{"events.lead.created.a", "events.lead.created.b"}},
+	} {
+		got := filterSubjects(&config.Adapter{Types: c.types, Tenants: c.tenants})
+		if !slices.Equal(got, c.want) {
+			t.Errorf("types %v tenants %v: %v, want %v", c.types, c.tenants, got, c.want)
+		}
+	}
+}
