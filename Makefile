@@ -40,7 +40,7 @@ fuzz:
 	  done; \
 	done
 
-## bench: edge req/s and p50/p99 next to the JetStream ceiling; normalizer events/s per kind and end-to-end latency
+## bench: edge req/s vs the JetStream ceiling; normalizer events/s per kind; dispatcher deliveries/s; end-to-end latencies
 bench:
 	$(GO) run ./cmd/leadstream bench
 

@@ -12,12 +12,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -26,30 +28,36 @@ import (
 	"github.com/leadstream/leadstream/pkg/eventid"
 	"github.com/leadstream/leadstream/pkg/logging"
 	"github.com/leadstream/leadstream/pkg/natsconn"
+	dbench "github.com/leadstream/leadstream/services/dispatcher/bench"
 	"github.com/leadstream/leadstream/services/edge"
 	"github.com/leadstream/leadstream/services/edge/bench"
 	"github.com/leadstream/leadstream/services/edge/extract"
 	"github.com/leadstream/leadstream/services/edge/simulate"
+	"github.com/leadstream/leadstream/services/normalizer"
 	nbench "github.com/leadstream/leadstream/services/normalizer/bench"
 )
 
 // cmdBench loads an in-process edge with signed requests of every provider,
 // measures plain JetStream publishes on the same server as the ceiling, and
 // prints both; then measures the normalizer: each kind's consumer on one
-// core, and the pipeline end to end at a steady load. It asserts nothing:
-// the figures are the machine's.
+// core, and the pipeline end to end at a steady load; then the dispatcher:
+// deliveries a second to a local fake LMS, and the pipeline end to end
+// from the edge's receipt to the LMS's 2xx. It asserts nothing: the figures
+// are the machine's.
 func cmdBench(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	path := configFlag(fs)
-	duration := fs.Duration("duration", 10*time.Second, "length of each measurement (edge, ceiling, normalizer end to end)")
+	duration := fs.Duration("duration", 10*time.Second, "length of each measurement (edge, ceiling, normalizer and dispatcher end to end)")
 	concurrency := fs.Int("concurrency", 64, "requests (publishes) in flight at once")
 	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured load before each measurement; 0 for none")
-	storeDir := fs.String("store-dir", "", "JetStream store of the edge measurements, and where the normalizer's (always fresh, removed afterwards) is made (default: a temporary directory, removed afterwards)")
+	storeDir := fs.String("store-dir", "", "JetStream store of the edge measurements, and where the normalizer's and the dispatcher's (always fresh, removed afterwards) are made (default: a temporary directory, removed afterwards)")
 	presign := fs.Int("presign", 20000, "Marktplaats LMS requests RSA-signed before the clock starts; 0 for none")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the edge measurement to this file")
 	kindsEvents := fs.Int("kinds-events", 2000, "RAW envelopes normalized per kind, each kind's consumer alone on one core; 0 for none")
 	e2eRate := fs.Float64("e2e-rate", 500, "events a second sent through edge and normalizer for the end-to-end latency; 0 for none")
-	e2eWorkers := fs.Int("e2e-workers", 8, "end-to-end requests in flight at most")
+	e2eWorkers := fs.Int("e2e-workers", 8, "end-to-end requests in flight at most (normalizer and dispatcher)")
+	dispatchEvents := fs.Int("dispatch-events", 5000, "events delivered from a filled EVENTS to a local fake LMS for the dispatcher's deliveries/s; 0 for none")
+	dispatchRate := fs.Float64("dispatch-rate", 200, "events a second sent through edge, normalizer and dispatcher to a fake LMS for the end-to-end latency; 0 for none")
 	_ = fs.Parse(args)
 
 	cfg, err := config.Load(*path)
@@ -104,7 +112,7 @@ func cmdBench(args []string) error {
 		fmt.Printf("cpu profile of the edge measurement: %s (go tool pprof -top %s)\n", *cpuprofile, *cpuprofile)
 	}
 
-	if *kindsEvents <= 0 && *e2eRate <= 0 {
+	if *kindsEvents <= 0 && *e2eRate <= 0 && *dispatchEvents <= 0 && *dispatchRate <= 0 {
 		return nil
 	}
 	signer, err := simulate.NewSigner(cfg)
@@ -115,23 +123,37 @@ func cmdBench(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *kindsEvents > 0 || *e2eRate > 0 {
+		if err := benchNormalizer(ctx, cfg, log, signer, samples, opts.Warmup, *duration, *kindsEvents, *e2eRate, *e2eWorkers, *storeDir); err != nil {
+			return err
+		}
+	}
+	if *dispatchEvents > 0 || *dispatchRate > 0 {
+		return benchDispatcher(ctx, cfg, log, signer, samples, opts.Warmup, *duration, *dispatchEvents, *dispatchRate, *e2eWorkers, *storeDir)
+	}
+	return nil
+}
+
+// benchNormalizer measures and prints the normalizer's section.
+func benchNormalizer(ctx context.Context, cfg *config.Config, log *zap.Logger, signer *simulate.Signer, samples []benchSample,
+	warmup, duration time.Duration, kindsEvents int, e2eRate float64, e2eWorkers int, storeDir string) error {
 	nopts := nbench.Options{
 		Config:     cfg,
 		Samples:    normalizerSamples(samples),
-		KindEvents: *kindsEvents,
-		Rate:       *e2eRate,
-		Workers:    *e2eWorkers,
-		Duration:   *duration,
-		Warmup:     opts.Warmup,
-		StoreDir:   *storeDir,
+		KindEvents: kindsEvents,
+		Rate:       e2eRate,
+		Workers:    e2eWorkers,
+		Duration:   duration,
+		Warmup:     warmup,
+		StoreDir:   storeDir,
 		Progress:   os.Stderr,
 		Logger:     log,
 	}
 	if nopts.KindEvents <= 0 {
 		nopts.KindEvents = -1
 	}
-	if *e2eRate > 0 {
-		nopts.Edge = startBenchEdge(cfg, signer, samples, *e2eWorkers, log)
+	if e2eRate > 0 {
+		nopts.Edge = startBenchEdge(cfg, signer, samples, e2eWorkers, log)
 	}
 	nrep, err := nbench.Run(ctx, nopts)
 	if err != nil {
@@ -143,6 +165,96 @@ func cmdBench(args []string) error {
 	fmt.Println()
 	nrep.Print(os.Stdout)
 	return nil
+}
+
+// benchDispatcher measures and prints the dispatcher's section. Its
+// end-to-end load leaves out the samples the dispatcher could only hold
+// back: see dispatchSamples.
+func benchDispatcher(ctx context.Context, cfg *config.Config, log *zap.Logger, signer *simulate.Signer, samples []benchSample,
+	warmup, duration time.Duration, events int, rate float64, workers int, storeDir string) error {
+	dopts := dbench.Options{
+		Config:   cfg,
+		Events:   events,
+		Rate:     rate,
+		Workers:  workers,
+		Duration: duration,
+		Warmup:   warmup,
+		StoreDir: storeDir,
+		Progress: os.Stderr,
+		Logger:   log,
+	}
+	if dopts.Events <= 0 {
+		dopts.Events = -1
+	}
+	if rate > 0 {
+		load, left := dispatchSamples(samples)
+		if len(load) == 0 {
+			return errors.New("bench: no sample left for the dispatcher's end-to-end load")
+		}
+		dopts.Edge = startDispatchEdge(cfg, signer, load, workers, log)
+		dopts.Normalizer = startBenchNormalizer(log)
+		dopts.Load = dispatchLoad(load, left, cfg.Dispatcher.MaxPark.Duration)
+	}
+	drep, err := dbench.Run(ctx, dopts)
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted")
+	}
+	fmt.Println()
+	drep.Print(os.Stdout)
+	return nil
+}
+
+// dispatchSamples splits the samples into the dispatcher's end-to-end load
+// and those left out. Left out is the transaction change: the sample goes
+// from PENDING to COMPLETED, and the change to PENDING never comes, so the
+// dispatcher parks every one until max_park and then delivers it as an
+// orphan - a latency of max_park by design, not the pipeline's. (The doc
+// example, which the normalizer dead-letters, is not among the samples at
+// all: see benchSamples.)
+func dispatchSamples(samples []benchSample) (load, left []benchSample) {
+	for _, s := range samples {
+		if s.kind == envelope.KindTransaction {
+			left = append(left, s)
+			continue
+		}
+		load = append(load, s)
+	}
+	return load, left
+}
+
+// dispatchLoad describes the dispatcher's end-to-end load for its report.
+func dispatchLoad(load, left []benchSample, maxPark time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d sample payloads round robin, each send a provider event of its own; each round has a conversation", len(load))
+	b.WriteString("\n    (Marktplaats LMS), lead and invoice (Offerte Adviseur) of its own, so the causal rules apply per round")
+	chat := slices.IndexFunc(load, func(s benchSample) bool { return s.kind == envelope.KindChat })
+	lead := slices.IndexFunc(load, func(s benchSample) bool {
+		return s.Provider == config.ProviderMarktplaatsLMS && s.kind == envelope.KindLead
+	})
+	if chat >= 0 && lead > chat {
+		b.WriteString(":\n    the chat is sent before its lead and parks until the lead is delivered")
+	}
+	b.WriteString(".\n    Left out:")
+	for _, s := range left {
+		fmt.Fprintf(&b, " %s, which has no predecessor: it would park until\n    max_park (%s) and go as an orphan; and", s.Name, maxPark)
+	}
+	b.WriteString(" the Marktplaats doc example, which the normalizer dead-letters")
+	return b.String()
+}
+
+// startBenchNormalizer starts a normalizer for every kind, as `leadstream
+// run` does, on the dispatcher bench's JetStream.
+func startBenchNormalizer(log *zap.Logger) dbench.StartNormalizer {
+	return func(ctx context.Context, cfg *config.Config, url string, js jetstream.JetStream) (dbench.Service, error) {
+		n, err := normalizer.New(ctx, normalizer.Options{Config: cfg, URL: url, JetStream: js, Logger: log, Registry: prometheus.NewRegistry()})
+		if err != nil {
+			return nil, err
+		}
+		return n, nil
+	}
 }
 
 // benchSample is a simulator payload with what the edge learns about it.
@@ -245,36 +357,56 @@ func normalizerSamples(samples []benchSample) []nbench.Sample {
 // requests as the providers send them.
 func startBenchEdge(cfg *config.Config, signer *simulate.Signer, samples []benchSample, workers int, log *zap.Logger) nbench.StartEdge {
 	return func(ctx context.Context, url string) (nbench.Edge, error) {
-		nc, js, err := natsconn.Connect(url, natsconn.Options{Name: "leadstream-bench-e2e-edge", Logger: log})
-		if err != nil {
-			return nil, err
-		}
-		srv, err := edge.New(edge.Options{Config: cfg, JetStream: js, Logger: log, Registry: prometheus.NewRegistry()})
-		if err != nil {
-			nc.Close()
-			return nil, err
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			srv.Close()
-			nc.Close()
-			return nil, fmt.Errorf("edge listener: %w", err)
-		}
-		// Not ctx: on interrupt the requests in flight still get answers.
-		serveCtx, stop := context.WithCancel(context.Background())
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(serveCtx, ln) }()
-		// Every worker keeps its connection: a handshake per request
-		// would add the kernel's work to the pipeline's.
-		tr := &http.Transport{MaxIdleConns: 2 * workers, MaxIdleConnsPerHost: 2 * workers, IdleConnTimeout: time.Minute, DisableCompression: true}
-		return &benchEdge{
-			nc: nc, stop: stop, served: served, tr: tr,
-			client:  &http.Client{Transport: tr, Timeout: 2*cfg.PublishTimeout.Duration + 10*time.Second},
-			base:    "http://" + ln.Addr().String(),
-			signer:  signer,
-			samples: samples,
-		}, nil
+		return newBenchEdge(cfg, signer, samples, workers, log, url)
 	}
+}
+
+// startDispatchEdge starts the real edge for the dispatcher's end-to-end
+// measurement, like startBenchEdge, with the causal aggregates spread over
+// the rounds of the load (see spreadAggregates).
+func startDispatchEdge(cfg *config.Config, signer *simulate.Signer, samples []benchSample, workers int, log *zap.Logger) dbench.StartEdge {
+	return func(ctx context.Context, url string) (dbench.Edge, error) {
+		e, err := newBenchEdge(cfg, signer, samples, workers, log, url)
+		if err != nil {
+			return nil, err
+		}
+		e.spread = true
+		return dispatchEdge{e}, nil
+	}
+}
+
+// newBenchEdge serves the real edge on loopback against the JetStream at
+// url.
+func newBenchEdge(cfg *config.Config, signer *simulate.Signer, samples []benchSample, workers int, log *zap.Logger, url string) (*benchEdge, error) {
+	nc, js, err := natsconn.Connect(url, natsconn.Options{Name: "leadstream-bench-e2e-edge", Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := edge.New(edge.Options{Config: cfg, JetStream: js, Logger: log, Registry: prometheus.NewRegistry()})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		srv.Close()
+		nc.Close()
+		return nil, fmt.Errorf("edge listener: %w", err)
+	}
+	// Not ctx: on interrupt the requests in flight still get answers.
+	serveCtx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(serveCtx, ln) }()
+	// Every worker keeps its connection: a handshake per request
+	// would add the kernel's work to the pipeline's.
+	tr := &http.Transport{MaxIdleConns: 2 * workers, MaxIdleConnsPerHost: 2 * workers, IdleConnTimeout: time.Minute, DisableCompression: true}
+	return &benchEdge{
+		nc: nc, stop: stop, served: served, tr: tr,
+		client:  &http.Client{Transport: tr, Timeout: 2*cfg.PublishTimeout.Duration + 10*time.Second},
+		base:    "http://" + ln.Addr().String(),
+		signer:  signer,
+		samples: samples,
+	}, nil
 }
 
 // benchEdge sends unique signed samples round robin to a served edge.
@@ -288,41 +420,59 @@ type benchEdge struct {
 	signer  *simulate.Signer
 	samples []benchSample
 	next    atomic.Uint64
+	// spread gives each round over the samples aggregates of its own.
+	spread bool
 }
 
 // Send posts the next sample with a provider event id of its own and
 // returns the event id of the edge's 202.
 func (e *benchEdge) Send(ctx context.Context) (string, error) {
+	r, err := e.send(ctx)
+	return r.EventID, err
+}
+
+// send posts the next sample and returns the event id of the edge's 202,
+// when the signed request went out, and the sample's name.
+func (e *benchEdge) send(ctx context.Context) (dbench.Receipt, error) {
 	n := e.next.Add(1) - 1
+	round := n / uint64(len(e.samples))
 	s := &e.samples[n%uint64(len(e.samples))]
 	body := simulate.Unique(s.Provider, s.Body, fmt.Sprintf("e2e-%d", n))
+	if e.spread {
+		body = spreadAggregates(s.Provider, body, fmt.Sprintf("r%d", round))
+	}
+	r := dbench.Receipt{Label: s.Name}
 	req, err := e.signer.Request(ctx, e.base, s.src, s.Name, body)
 	if err != nil {
-		return "", fmt.Errorf("signing %s: %w", s.Name, err)
+		return r, fmt.Errorf("signing %s: %w", s.Name, err)
 	}
+	// After signing: an RSA signature is the provider's work, not the
+	// pipeline's.
+	r.Sent = time.Now()
 	resp, err := e.client.Do(req)
 	if err != nil {
-		return "", err
+		return r, err
 	}
 	ans, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
 	if err != nil {
-		return "", fmt.Errorf("reading answer: %w", err)
+		return r, fmt.Errorf("reading answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusAccepted {
-		return "", fmt.Errorf("%s: edge answered %d %s", s.Name, resp.StatusCode, bytes.TrimSpace(ans))
+		return r, fmt.Errorf("%s: edge answered %d %s", s.Name, resp.StatusCode, bytes.TrimSpace(ans))
 	}
 	var a struct {
 		ID        string `json:"id"`
 		Duplicate bool   `json:"duplicate"`
 	}
 	if err := json.Unmarshal(ans, &a); err != nil || a.ID == "" {
-		return "", fmt.Errorf("%s: edge answer without an id: %s", s.Name, bytes.TrimSpace(ans))
+		return r, fmt.Errorf("%s: edge answer without an id: %s", s.Name, bytes.TrimSpace(ans))
 	}
 	if a.Duplicate {
-		return "", fmt.Errorf("%s: edge answered duplicate for %s: the load is not unique", s.Name, a.ID)
+		return r, fmt.Errorf("%s: edge answered duplicate for %s: the load is not unique", s.Name, a.ID)
 	}
-	return a.ID, nil
+	r.EventID = a.ID
+	return r, nil
 }
 
 // Close stops serving, after the requests in flight are answered.
@@ -332,4 +482,66 @@ func (e *benchEdge) Close() error {
 	e.tr.CloseIdleConnections()
 	e.nc.Close()
 	return err
+}
+
+// dispatchEdge is a benchEdge as the dispatcher bench's Edge, which also
+// wants to know when each request went out and what it was.
+type dispatchEdge struct{ e *benchEdge }
+
+// Send posts the next sample; see benchEdge.send.
+func (d dispatchEdge) Send(ctx context.Context) (dbench.Receipt, error) { return d.e.send(ctx) }
+
+// Close stops the edge.
+func (d dispatchEdge) Close() error { return d.e.Close() }
+
+// spreadAggregates returns body with the ids the normalizer builds causal
+// aggregates from made unique by suffix: the Marktplaats LMS conversation,
+// and the Offerte Adviseur lead and invoice (in every field that names
+// them, so that a lead's status changes and an invoice's payment still
+// find their lead and invoice). With the same suffix for a whole round over
+// the samples, each round is a conversation, a lead and an invoice of its
+// own, as real traffic spreads over many; with the samples' fixed ids,
+// every event of the load would queue behind the one before it in a single
+// aggregate, and every dependent after the first would find its
+// prerequisite long delivered. Other providers' aggregates have no causal
+// rules and are left alone.
+func spreadAggregates(provider string, body []byte, suffix string) []byte {
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	// Numbers as written: 12345 must stay "12345", not 12345.0.
+	dec.UseNumber()
+	if dec.Decode(&m) != nil {
+		return body
+	}
+	tag := func(v any) string { return fmt.Sprint(v, "-", suffix) }
+	switch provider {
+	case config.ProviderMarktplaatsLMS:
+		if v, ok := m["conversationId"]; ok {
+			m["conversationId"] = tag(v)
+		}
+	case config.ProviderOfferteAdviseur:
+		p, ok := m["payload"].(map[string]any)
+		if !ok {
+			return body
+		}
+		// payload.id is the lead's id in lead events and the invoice's in
+		// invoice events: tagging both the same way keeps either right.
+		for _, k := range []string{"id", "lead_id", "invoice_id"} {
+			if v, ok := p[k]; ok {
+				p[k] = tag(v)
+			}
+		}
+		if ids, ok := p["lead_ids"].([]any); ok {
+			for i, v := range ids {
+				ids[i] = tag(v)
+			}
+		}
+	default:
+		return body
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return out
 }

@@ -170,7 +170,7 @@ func (r *Report) Print(w io.Writer) {
 			p("note: %d events arrived before their 2xx was read (counted as 0ms)", e.Early)
 		}
 		if e.MaxLag > lagWarning {
-			p("note: a send started up to %s after it was due: the load fell behind its schedule, the edge answering")
+			p("note: a send started up to %s after it was due: the load fell behind its schedule, the edge answering", e.MaxLag.Round(time.Millisecond))
 			p("  too slowly for --e2e-workers %d to keep the rate", e.Workers)
 		}
 	}
