@@ -15,13 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/measure"
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/services/dispatcher"
 )
-
-// lagWarning is how far behind its schedule a send may start before the
-// report says the load was not steady.
-const lagWarning = 100 * time.Millisecond
 
 // Receipt is the edge's acceptance of one event of the load.
 type Receipt struct {
@@ -122,7 +119,7 @@ func runEndToEnd(ctx context.Context, o *Options, cfg *config.Config, secret str
 	}
 
 	res := &EndToEnd{Rate: o.Rate, Workers: o.Workers, Warmup: o.Warmup, Duration: o.Duration, Load: o.Load, GOMAXPROCS: runtime.GOMAXPROCS(0)}
-	res.Busy, res.Others = cpuUse(cpu[0], cpu[1], runtime.NumCPU())
+	res.Busy, res.Others = cpu[0].Use(cpu[1], runtime.NumCPU())
 	var accepted []sent
 	var answer []time.Duration
 	for _, s := range sends {
@@ -166,12 +163,15 @@ func runEndToEnd(ctx context.Context, o *Options, cfg *config.Config, secret str
 		from202 = append(from202, d)
 	}
 	res.Delivered = len(fromSend)
-	res.P50, res.P99, res.Max = quantiles(fromSend)
-	res.AcceptedP50, res.AcceptedP99, res.AcceptedMax = quantiles(from202)
-	res.AnswerP50, res.AnswerP99, _ = quantiles(answer)
+	fs := measure.Summarize(fromSend)
+	res.P50, res.P99, res.Max = fs.P50, fs.P99, fs.Max
+	fa := measure.Summarize(from202)
+	res.AcceptedP50, res.AcceptedP99, res.AcceptedMax = fa.P50, fa.P99, fa.Max
+	an := measure.Summarize(answer)
+	res.AnswerP50, res.AnswerP99 = an.P50, an.P99
 	for label, ds := range byLabel {
-		p50, p99, _ := quantiles(ds)
-		res.Labels = append(res.Labels, LabelLatency{Label: label, Events: len(ds), P50: p50, P99: p99})
+		s := measure.Summarize(ds)
+		res.Labels = append(res.Labels, LabelLatency{Label: label, Events: len(ds), P50: s.P50, P99: s.P99})
 	}
 	// Slowest first: they explain the overall p99.
 	slices.SortFunc(res.Labels, func(a, b LabelLatency) int {
@@ -204,16 +204,6 @@ func runEndToEnd(ctx context.Context, o *Options, cfg *config.Config, secret str
 	return res, nil
 }
 
-// quantiles are the p50, p99 and maximum of ds, which they sort; zero when
-// ds is empty.
-func quantiles(ds []time.Duration) (p50, p99, maxd time.Duration) {
-	if len(ds) == 0 {
-		return 0, 0, 0
-	}
-	slices.Sort(ds)
-	return percentile(ds, 0.50), percentile(ds, 0.99), ds[len(ds)-1]
-}
-
 // sent is one send of the end-to-end load.
 type sent struct {
 	id, label string
@@ -227,73 +217,22 @@ type sent struct {
 	err      error
 }
 
-// pace sends at rate from workers goroutines for warmup and then dur, on a
-// fixed schedule: the n-th send is due n/rate after the start, whatever the
-// sends before it took. When every worker is busy, the due sends wait, and
-// their lag shows it. It also returns CPU snapshots from the window's
-// opening and closing. It is the normalizer bench's, with the send time.
-func pace(ctx context.Context, edge Edge, rate float64, workers int, warmup, dur time.Duration) ([]sent, [2]cpuTimes) {
-	var cpu [2]cpuTimes
-	start := time.Now()
-	from := start.Add(warmup)
-	until := from.Add(dur)
-	due := make(chan time.Time, workers)
-	paced := make(chan struct{})
-	go func() {
-		defer close(paced)
-		defer close(due)
-		opened := false
-		timer := time.NewTimer(0)
-		defer timer.Stop()
-		<-timer.C
-		for n := 0; ; n++ {
-			at := start.Add(time.Duration(float64(n) * float64(time.Second) / rate))
-			if !at.Before(until) {
-				return
-			}
-			if d := time.Until(at); d > 0 {
-				timer.Reset(d)
-				select {
-				case <-timer.C:
-				case <-ctx.Done():
-					return
-				}
-			}
-			if !opened && !at.Before(from) {
-				cpu[0], opened = readCPUTimes(), true
-			}
-			select {
-			case due <- at:
-			case <-ctx.Done():
-				return
-			}
+// pace sends to edge at rate from workers goroutines for warmup and then
+// dur, on measure.Pace's fixed schedule, each send timed from its
+// Receipt's Sent or, where the edge gives none, from the call. It also
+// returns CPU snapshots from the window's opening and closing.
+func pace(ctx context.Context, edge Edge, rate float64, workers int, warmup, dur time.Duration) ([]sent, [2]measure.CPU) {
+	calls, cpu := measure.Pace(ctx, rate, workers, warmup, dur, edge.Send)
+	all := make([]sent, len(calls))
+	for i, c := range calls {
+		r := c.Result
+		if r.Sent.IsZero() {
+			r.Sent = c.Begin
 		}
-	}()
-
-	tallies := make([][]sent, workers)
-	var wg sync.WaitGroup
-	for w := range tallies {
-		wg.Go(func() {
-			for at := range due {
-				begin := time.Now()
-				r, err := edge.Send(ctx)
-				end := time.Now()
-				if r.Sent.IsZero() {
-					r.Sent = begin
-				}
-				tallies[w] = append(tallies[w], sent{
-					id: r.EventID, label: r.Label, sent: r.Sent, accepted: end, lag: begin.Sub(at),
-					measured: !at.Before(from), err: err,
-				})
-			}
-		})
-	}
-	wg.Wait()
-	<-paced
-	cpu[1] = readCPUTimes()
-	var all []sent
-	for _, t := range tallies {
-		all = append(all, t...)
+		all[i] = sent{
+			id: r.EventID, label: r.Label, sent: r.Sent, accepted: c.End, lag: c.Lag,
+			measured: c.Measured, err: c.Err,
+		}
 	}
 	return all, cpu
 }

@@ -3,8 +3,9 @@ package bench
 import (
 	"fmt"
 	"io"
-	"math"
 	"time"
+
+	"github.com/leadstream/leadstream/pkg/measure"
 )
 
 // Throughput is the dispatcher delivering a filled EVENTS to the fake LMS.
@@ -152,13 +153,13 @@ func (r *Report) Print(w io.Writer) {
 		}
 		p("throughput: EVENTS filled before the clock starts with %d events over %d conversations (%s)", t.Events, t.Aggregates, order)
 		p("%-8s %9s %14s %11s %10s %12s", "events", "seconds", "deliveries/s", "duplicates", "CPUs used", "other procs")
-		p("%-8d %9.3f %14.0f %11d %10s %12s", t.Delivered, t.Elapsed.Seconds(), t.Rate(), t.Duplicates, cpus(t.Busy), cpus(t.Others))
+		p("%-8d %9.3f %14.0f %11d %10s %12s", t.Delivered, t.Elapsed.Seconds(), t.Rate(), t.Duplicates, measure.CPUs(t.Busy), measure.CPUs(t.Others))
 		p("  (CPUs used: this process's CPU time - dispatcher, nats-server, LMS - per second of the run;")
 		p("   other procs: CPUs' worth of time other processes used meanwhile)")
 		if t.Projection > 0 {
 			p("  the leads projection, on the same events meanwhile, had merged them all after %.3fs", t.Projection.Seconds())
 		}
-		if t.Others > noisy {
+		if t.Others > measure.Noisy {
 			p("other work shared the cores: the figures are noisy, run again on a quiet machine")
 		}
 		if !t.Complete || t.Delivered < t.Events {
@@ -181,19 +182,19 @@ func (r *Report) Print(w io.Writer) {
 		if e.Load != "" {
 			p("  load: %s", e.Load)
 		}
-		p("  accepted %d (%.0f/s), delivered %d; from the request: p50 %s, p99 %s, max %s", e.Accepted, e.Achieved(), e.Delivered, ms(e.P50), ms(e.P99), ms(e.Max))
+		p("  accepted %d (%.0f/s), delivered %d; from the request: p50 %s, p99 %s, max %s", e.Accepted, e.Achieved(), e.Delivered, measure.Millis(e.P50), measure.Millis(e.P99), measure.Millis(e.Max))
 		p("  from the edge's 202: p50 %s, p99 %s, max %s; the edge answered in p50 %s, p99 %s",
-			ms(e.AcceptedP50), ms(e.AcceptedP99), ms(e.AcceptedMax), ms(e.AnswerP50), ms(e.AnswerP99))
+			measure.Millis(e.AcceptedP50), measure.Millis(e.AcceptedP99), measure.Millis(e.AcceptedMax), measure.Millis(e.AnswerP50), measure.Millis(e.AnswerP99))
 		if len(e.Labels) > 1 {
 			p("  slowest from the request, by p99:")
 			for _, l := range e.Labels[:min(3, len(e.Labels))] {
-				p("    %-36s %6d events  p50 %s, p99 %s", l.Label, l.Events, ms(l.P50), ms(l.P99))
+				p("    %-36s %6d events  p50 %s, p99 %s", l.Label, l.Events, measure.Millis(l.P50), measure.Millis(l.P99))
 			}
 		}
 		p("  duplicates %d, orphans %d, retries %d, dead letters %d (whole phase, warmup included)", e.Duplicates, e.Orphans, e.Retries, e.DeadLetters)
 		if e.Busy >= 0 {
 			busy := ""
-			if e.Others > noisy {
+			if e.Others > measure.Noisy {
 				busy = " - other work shared the cores: the figures are noisy, run again on a quiet machine"
 			}
 			p("  this process used %.2f CPUs during the window, other processes %.2f%s", e.Busy, e.Others, busy)
@@ -213,29 +214,9 @@ func (r *Report) Print(w io.Writer) {
 		if e.Early > 0 {
 			p("note: %d events reached the LMS before their 202 was read (counted as 0ms from the 202)", e.Early)
 		}
-		if e.MaxLag > lagWarning {
+		if e.MaxLag > measure.LagWarning {
 			p("note: a send started up to %s after it was due: the load fell behind its schedule, the edge answering", e.MaxLag)
 			p("  too slowly for %d workers to keep the rate", e.Workers)
 		}
 	}
-}
-
-// cpus formats CPUs' worth of time, "-" when unknown.
-func cpus(x float64) string {
-	if x < 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2f", x)
-}
-
-// ms formats d in milliseconds with two decimals, as the other reports do.
-func ms(d time.Duration) string {
-	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
-}
-
-// percentile is the nearest-rank q-quantile of sorted: the smallest value
-// that at least q of all values do not exceed.
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	k := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[max(0, min(k, len(sorted)-1))]
 }

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/measure"
 	"github.com/leadstream/leadstream/pkg/streams"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 	"github.com/leadstream/leadstream/services/dispatcher"
@@ -115,11 +116,11 @@ func runThroughput(ctx context.Context, o *Options, cfg *config.Config, secret s
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	ran := make(chan error, 1)
-	cpu0 := readCPUTimes()
+	cpu0 := measure.ReadCPU()
 	start := time.Now()
 	go func() { ran <- svc.Run(runCtx) }()
 	last, err := awaitLMS(ctx, l, len(events), o.Stall, ran)
-	cpu1 := readCPUTimes()
+	cpu1 := measure.ReadCPU()
 	if err == nil && !o.NoProjection {
 		var caughtUp time.Time
 		if caughtUp, err = awaitConsumer(ctx, j.js, projectionDurable, o.Stall); err == nil {
@@ -147,7 +148,7 @@ func runThroughput(ctx context.Context, o *Options, cfg *config.Config, secret s
 	if res.Delivered > 0 {
 		res.Elapsed = last.Sub(start)
 	}
-	res.Busy, res.Others = cpuUse(cpu0, cpu1, runtime.NumCPU())
+	res.Busy, res.Others = cpu0.Use(cpu1, runtime.NumCPU())
 	res.OutOfOrder = outOfOrder(events, l.positions())
 	out, err := readOutcomes(reg)
 	if err != nil {

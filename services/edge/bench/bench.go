@@ -28,6 +28,7 @@ import (
 
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/embedded"
+	"github.com/leadstream/leadstream/pkg/measure"
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/services/edge"
 	"github.com/leadstream/leadstream/services/edge/simulate"
@@ -237,9 +238,9 @@ func runEdge(ctx context.Context, o *Options, cfg *config.Config, url string, tp
 		before    [2]histogram
 		profiling bool
 	)
-	var cpu [2]cpuTimes
+	var cpu [2]measure.CPU
 	atMeasure := func() {
-		cpu[0] = readCPUTimes()
+		cpu[0] = measure.ReadCPU()
 		before[0], _ = gather(reg, "leadstream_edge_commit_batch_size")
 		before[1], _ = gather(reg, "leadstream_edge_publish_seconds")
 		if o.CPUProfile != nil {
@@ -259,11 +260,11 @@ func runEdge(ctx context.Context, o *Options, cfg *config.Config, url string, tp
 		}
 		return send(client, req)
 	})
-	cpu[1] = readCPUTimes()
+	cpu[1] = measure.ReadCPU()
 	if profiling {
 		pprof.StopCPUProfile()
 	}
-	rep.OtherCPUs[0] = otherCPUs(cpu[0], cpu[1], rep.CPUs)
+	_, rep.OtherCPUs[0] = cpu[0].Use(cpu[1], rep.CPUs)
 	rep.SignedInRun = int(l.inline.Load())
 
 	batch, err := gather(reg, "leadstream_edge_commit_batch_size")
@@ -326,8 +327,8 @@ func runCeiling(ctx context.Context, o *Options, cfg *config.Config, url string,
 	}
 	l := newLoad(tpls, signer, "", nonce)
 	progress(o.Progress, "ceiling: %s warmup, then %s measured, %d concurrent js.PublishMsg", o.Warmup, o.Duration, o.Concurrency)
-	var cpu [2]cpuTimes
-	atMeasure := func() { cpu[0] = readCPUTimes() }
+	var cpu [2]measure.CPU
+	atMeasure := func() { cpu[0] = measure.ReadCPU() }
 	rep.Ceiling = drive(ctx, o.Concurrency, o.Warmup, o.Duration, 0, atMeasure, func() shot {
 		msg := l.msg()
 		start := time.Now()
@@ -338,8 +339,8 @@ func runCeiling(ctx context.Context, o *Options, cfg *config.Config, url string,
 		}
 		return s
 	})
-	cpu[1] = readCPUTimes()
-	rep.OtherCPUs[1] = otherCPUs(cpu[0], cpu[1], rep.CPUs)
+	cpu[1] = measure.ReadCPU()
+	_, rep.OtherCPUs[1] = cpu[0].Use(cpu[1], rep.CPUs)
 	n, err := streamMsgs(ctx, js, ceilingStream)
 	rep.CeilingStored = n - held
 	return err

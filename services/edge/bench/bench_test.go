@@ -116,43 +116,6 @@ func TestTemplatesMakeUniqueEventIDs(t *testing.T) {
 	}
 }
 
-func TestPercentile(t *testing.T) {
-	ms := func(ns ...int) []time.Duration {
-		out := make([]time.Duration, len(ns))
-		for i, n := range ns {
-			out[i] = time.Duration(n) * time.Millisecond
-		}
-		return out
-	}
-	tests := []struct {
-		name   string
-		sorted []time.Duration
-		q      float64
-		want   time.Duration
-	}{
-		{"one value", ms(7), 0.99, 7 * time.Millisecond},
-		{"median of four is the second", ms(1, 2, 3, 4), 0.5, 2 * time.Millisecond},
-		{"p99 of 100 is the 99th", ms(seq(100)...), 0.99, 99 * time.Millisecond},
-		{"p99.9 of 100 is the max", ms(seq(100)...), 0.999, 100 * time.Millisecond},
-		{"p0 is the min", ms(3, 5), 0, 3 * time.Millisecond},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := percentile(tt.sorted, tt.q); got != tt.want {
-				t.Errorf("percentile(%v) = %s, want %s", tt.q, got, tt.want)
-			}
-		})
-	}
-}
-
-func seq(n int) []int {
-	out := make([]int, n)
-	for i := range out {
-		out[i] = i + 1
-	}
-	return out
-}
-
 // BenchmarkEdgeHTTP is a short `make bench` as a Go benchmark: one fixed-time
 // run, whatever b.N asks, reported as rates instead of ns/op.
 func BenchmarkEdgeHTTP(b *testing.B) {

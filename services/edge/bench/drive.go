@@ -2,10 +2,10 @@ package bench
 
 import (
 	"context"
-	"math"
-	"slices"
 	"sync"
 	"time"
+
+	"github.com/leadstream/leadstream/pkg/measure"
 )
 
 // shot is one timed operation: a request to the edge or a publish.
@@ -117,25 +117,7 @@ func drive(ctx context.Context, concurrency int, warmup, dur time.Duration, okSt
 	}
 	r.Requests = len(all)
 	r.Elapsed = last.Sub(from)
-	if len(all) == 0 {
-		return r
-	}
-	slices.Sort(all)
-	var sum time.Duration
-	for _, d := range all {
-		sum += d
-	}
-	r.Mean = sum / time.Duration(len(all))
-	r.P50 = percentile(all, 0.50)
-	r.P99 = percentile(all, 0.99)
-	r.P999 = percentile(all, 0.999)
-	r.Max = all[len(all)-1]
+	s := measure.Summarize(all)
+	r.Mean, r.P50, r.P99, r.P999, r.Max = s.Mean, s.P50, s.P99, s.P999, s.Max
 	return r
-}
-
-// percentile is the nearest-rank q-quantile of sorted: the smallest value
-// that at least q of all values do not exceed, as HDR histograms report it.
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	k := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[max(0, min(k, len(sorted)-1))]
 }

@@ -8,15 +8,12 @@ import (
 	"time"
 
 	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/measure"
 )
 
 // goal is the edge's target share of the ceiling's rate (the issue's "above
 // half of that ceiling").
 const goal = 0.5
-
-// noisy is how many CPUs' worth of other processes' work makes a run's
-// figures suspect.
-const noisy = 0.2
 
 // Result is one measurement: the edge over HTTP, or the ceiling.
 type Result struct {
@@ -109,7 +106,7 @@ func (r *Report) Print(w io.Writer) {
 	p("durability: RAW and CEILING are file streams fsynced before every ack in both measurements (store %s)", store)
 	if r.OtherCPUs[0] >= 0 && r.OtherCPUs[1] >= 0 {
 		busy := ""
-		if max(r.OtherCPUs[0], r.OtherCPUs[1]) > noisy {
+		if max(r.OtherCPUs[0], r.OtherCPUs[1]) > measure.Noisy {
 			busy = " - other work shared the cores: the figures are noisy, run again on a quiet machine"
 		}
 		p("other processes used %.2f CPUs during the edge window, %.2f during the ceiling's%s", r.OtherCPUs[0], r.OtherCPUs[1], busy)
@@ -119,7 +116,7 @@ func (r *Report) Print(w io.Writer) {
 	p("")
 	p("%-28s %9s %10s %9s %9s %9s %9s %9s %7s", "", "requests", "req/s", "mean", "p50", "p99", "p99.9", "max", "errors")
 	row := func(name string, x Result) {
-		p("%-28s %9d %10.0f %9s %9s %9s %9s %9s %7d", name, x.Requests, x.Rate(), ms(x.Mean), ms(x.P50), ms(x.P99), ms(x.P999), ms(x.Max), x.Errors)
+		p("%-28s %9d %10.0f %9s %9s %9s %9s %9s %7d", name, x.Requests, x.Rate(), measure.Millis(x.Mean), measure.Millis(x.P50), measure.Millis(x.P99), measure.Millis(x.P999), measure.Millis(x.Max), x.Errors)
 	}
 	row("edge (signed HTTP -> RAW)", r.Edge)
 	row("ceiling (js.PublishMsg)", r.Ceiling)
@@ -130,7 +127,7 @@ func (r *Report) Print(w io.Writer) {
 	}
 	p("edge/ceiling: %.2f (%s the goal of %.2f)", r.Ratio(), verdict, goal)
 	p("edge group commit: %d batches, mean %.1f requests per batch; mean wait for the commit ack %s of %s mean request latency",
-		r.Commits, r.BatchMean, ms(r.CommitWait), ms(r.Edge.Mean))
+		r.Commits, r.BatchMean, measure.Millis(r.CommitWait), measure.Millis(r.Edge.Mean))
 	p("edge answers other than 202: %s", statusString(r.Edge.Statuses))
 	for _, x := range []struct {
 		name string
@@ -152,22 +149,16 @@ func (r *Report) Print(w io.Writer) {
 	if r.Ratio() < goal && r.Edge.Requests > 0 {
 		rest := max(0, r.Edge.Mean-r.CommitWait)
 		p("below the goal: of the edge's %s mean latency, %s is the wait for its batch's commit ack and %s the rest",
-			ms(r.Edge.Mean), ms(r.CommitWait), ms(rest))
+			measure.Millis(r.Edge.Mean), measure.Millis(r.CommitWait), measure.Millis(rest))
 		p("  (HTTP, verification, extraction, and the load generator and nats-server on the same cores)")
 		if r.CommitWait >= rest {
-			p("  -> the commit wait dominates: JetStream is the limit at %.1f requests per batch (a ceiling publish waits %s);", r.BatchMean, ms(r.Ceiling.Mean))
+			p("  -> the commit wait dominates: JetStream is the limit at %.1f requests per batch (a ceiling publish waits %s);", r.BatchMean, measure.Millis(r.Ceiling.Mean))
 			p("     bigger batches, i.e. fewer commits in flight, would spread each fsync over more requests")
 		} else {
 			p("  -> the rest dominates: CPU is the limit; see where it goes with")
 			p("     `leadstream bench --cpuprofile cpu.out` and `go tool pprof -top cpu.out`")
 		}
 	}
-}
-
-// ms formats d in milliseconds with two decimals, so that columns line up
-// and sub-millisecond latencies stay visible.
-func ms(d time.Duration) string {
-	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
 }
 
 func mixString(m map[string]int) string {

@@ -12,13 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/measure"
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/services/normalizer"
 )
-
-// lagWarning is how far behind its schedule a send may start before the
-// report says the load was not steady.
-const lagWarning = 100 * time.Millisecond
 
 // runEndToEnd runs the normalizer for every kind and the caller's edge on
 // the same JetStream, sends events at a fixed rate, and times each from the
@@ -76,7 +73,7 @@ func runEndToEnd(ctx context.Context, o *Options, cfg *config.Config, url string
 	}
 
 	res := &EndToEnd{Rate: o.Rate, Workers: o.Workers, Warmup: o.Warmup, Duration: o.Duration, GOMAXPROCS: runtime.GOMAXPROCS(0)}
-	res.Busy, res.Others = cpuUse(cpu[0], cpu[1], runtime.NumCPU())
+	res.Busy, res.Others = cpu[0].Use(cpu[1], runtime.NumCPU())
 	var accepted []sent
 	var answer []time.Duration
 	for _, s := range sends {
@@ -123,14 +120,9 @@ func runEndToEnd(ctx context.Context, o *Options, cfg *config.Config, url string
 	res.DuplicateArrivals = arr.dups
 	arr.mu.Unlock()
 	res.Arrived = len(lat)
-	slices.Sort(lat)
-	slices.Sort(answer)
-	if len(lat) > 0 {
-		res.P50, res.P99, res.Max = percentile(lat, 0.50), percentile(lat, 0.99), lat[len(lat)-1]
-	}
-	if len(answer) > 0 {
-		res.AnswerP50, res.AnswerP99 = percentile(answer, 0.50), percentile(answer, 0.99)
-	}
+	l, a := measure.Summarize(lat), measure.Summarize(answer)
+	res.P50, res.P99, res.Max = l.P50, l.P99, l.Max
+	res.AnswerP50, res.AnswerP99 = a.P50, a.P99
 
 	out, err := outcomes(reg, "")
 	if err != nil {
@@ -171,70 +163,17 @@ type sent struct {
 	err      error
 }
 
-// pace sends at rate from workers goroutines for warmup and then dur, on a
-// fixed schedule: the n-th send is due n/rate after the start, whatever the
-// sends before it took. When every worker is busy, the due sends wait, and
-// their lag shows it. It also returns CPU snapshots from the window's
-// opening and closing.
-func pace(ctx context.Context, edge Edge, rate float64, workers int, warmup, dur time.Duration) ([]sent, [2]cpuTimes) {
-	var cpu [2]cpuTimes
-	start := time.Now()
-	from := start.Add(warmup)
-	until := from.Add(dur)
-	due := make(chan time.Time, workers)
-	paced := make(chan struct{})
-	go func() {
-		defer close(paced)
-		defer close(due)
-		opened := false
-		timer := time.NewTimer(0)
-		defer timer.Stop()
-		<-timer.C
-		for n := 0; ; n++ {
-			at := start.Add(time.Duration(float64(n) * float64(time.Second) / rate))
-			if !at.Before(until) {
-				return
-			}
-			if d := time.Until(at); d > 0 {
-				timer.Reset(d)
-				select {
-				case <-timer.C:
-				case <-ctx.Done():
-					return
-				}
-			}
-			if !opened && !at.Before(from) {
-				cpu[0], opened = readCPUTimes(), true
-			}
-			select {
-			case due <- at:
-			case <-ctx.Done():
-				return
-			}
+// pace sends to edge at rate from workers goroutines for warmup and then
+// dur, on measure.Pace's fixed schedule. It also returns CPU snapshots from
+// the window's opening and closing.
+func pace(ctx context.Context, edge Edge, rate float64, workers int, warmup, dur time.Duration) ([]sent, [2]measure.CPU) {
+	calls, cpu := measure.Pace(ctx, rate, workers, warmup, dur, edge.Send)
+	all := make([]sent, len(calls))
+	for i, c := range calls {
+		all[i] = sent{
+			id: c.Result, accepted: c.End, answered: c.End.Sub(c.Begin), lag: c.Lag,
+			measured: c.Measured, err: c.Err,
 		}
-	}()
-
-	tallies := make([][]sent, workers)
-	var wg sync.WaitGroup
-	for w := range tallies {
-		wg.Go(func() {
-			for at := range due {
-				begin := time.Now()
-				id, err := edge.Send(ctx)
-				end := time.Now()
-				tallies[w] = append(tallies[w], sent{
-					id: id, accepted: end, answered: end.Sub(begin), lag: begin.Sub(at),
-					measured: !at.Before(from), err: err,
-				})
-			}
-		})
-	}
-	wg.Wait()
-	<-paced
-	cpu[1] = readCPUTimes()
-	var all []sent
-	for _, t := range tallies {
-		all = append(all, t...)
 	}
 	return all, cpu
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/measure"
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/services/normalizer"
 )
@@ -68,12 +69,12 @@ func runKind(ctx context.Context, o *Options, cfg *config.Config, url string, js
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	ran := make(chan error, 1)
-	cpu0 := readCPUTimes()
+	cpu0 := measure.ReadCPU()
 	start := time.Now()
 	go func() { ran <- svc.Run(runCtx) }()
 	events, last, err := awaitKind(ctx, o.Stall, js, cons, base, ran)
 	seen := time.Now()
-	cpu1 := readCPUTimes()
+	cpu1 := measure.ReadCPU()
 	stop()
 	if !errors.Is(err, errRunEnded) {
 		if runErr := <-ran; runErr != nil && err == nil {
@@ -95,7 +96,7 @@ func runKind(ctx context.Context, o *Options, cfg *config.Config, url string, js
 	if events > 0 && last.After(start) {
 		res.Elapsed = last.Sub(start)
 	}
-	res.Busy, res.Others = cpuUse(cpu0, cpu1, runtime.NumCPU())
+	res.Busy, res.Others = cpu0.Use(cpu1, runtime.NumCPU())
 	out, err := outcomes(reg, kind)
 	if err != nil {
 		return res, err

@@ -3,8 +3,9 @@ package bench
 import (
 	"fmt"
 	"io"
-	"math"
 	"time"
+
+	"github.com/leadstream/leadstream/pkg/measure"
 )
 
 // KindResult is one kind's consumer normalizing a filled RAW on one core.
@@ -117,7 +118,7 @@ func (r *Report) Print(w io.Writer) {
 			others  float64
 		)
 		for _, k := range r.Kinds {
-			p("%-14s %8d %9.3f %10.0f %10s %12s", k.Kind, k.Events, k.Elapsed.Seconds(), k.Rate(), percent(k.Busy), cpus(k.Others))
+			p("%-14s %8d %9.3f %10.0f %10s %12s", k.Kind, k.Events, k.Elapsed.Seconds(), k.Rate(), percent(k.Busy), measure.CPUs(k.Others))
 			events += k.Events
 			elapsed += k.Elapsed
 			others = max(others, k.Others)
@@ -127,7 +128,7 @@ func (r *Report) Print(w io.Writer) {
 		}
 		p("  (core busy: this process's CPU time - normalizer, nats-server, polling - per second of the run;")
 		p("   other procs: CPUs' worth of time other processes used meanwhile)")
-		if others > noisy {
+		if others > measure.Noisy {
 			p("other work shared the cores: the figures are noisy, run again on a quiet machine")
 		}
 		for _, k := range r.Kinds {
@@ -145,11 +146,11 @@ func (r *Report) Print(w io.Writer) {
 		p("end to end (edge 2xx -> event in EVENTS, read by an ordered consumer): %.0f/s scheduled for %s after %s warmup,",
 			e.Rate, e.Duration, e.Warmup)
 		p("  %d workers, GOMAXPROCS %d (edge, normalizer, nats-server and load generator share the cores)", e.Workers, e.GOMAXPROCS)
-		p("  accepted %d (%.0f/s), arrived %d; p50 %s, p99 %s, max %s", e.Accepted, e.Achieved(), e.Arrived, ms(e.P50), ms(e.P99), ms(e.Max))
-		p("  the edge itself answered in p50 %s, p99 %s (not in the figures above)", ms(e.AnswerP50), ms(e.AnswerP99))
+		p("  accepted %d (%.0f/s), arrived %d; p50 %s, p99 %s, max %s", e.Accepted, e.Achieved(), e.Arrived, measure.Millis(e.P50), measure.Millis(e.P99), measure.Millis(e.Max))
+		p("  the edge itself answered in p50 %s, p99 %s (not in the figures above)", measure.Millis(e.AnswerP50), measure.Millis(e.AnswerP99))
 		if e.Busy >= 0 {
 			busy := ""
-			if e.Others > noisy {
+			if e.Others > measure.Noisy {
 				busy = " - other work shared the cores: the figures are noisy, run again on a quiet machine"
 			}
 			p("  this process used %.2f CPUs during the window, other processes %.2f%s", e.Busy, e.Others, busy)
@@ -169,7 +170,7 @@ func (r *Report) Print(w io.Writer) {
 		if e.Early > 0 {
 			p("note: %d events arrived before their 2xx was read (counted as 0ms)", e.Early)
 		}
-		if e.MaxLag > lagWarning {
+		if e.MaxLag > measure.LagWarning {
 			p("note: a send started up to %s after it was due: the load fell behind its schedule, the edge answering", e.MaxLag.Round(time.Millisecond))
 			p("  too slowly for --e2e-workers %d to keep the rate", e.Workers)
 		}
@@ -182,24 +183,4 @@ func percent(x float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f%%", 100*x)
-}
-
-// cpus formats CPUs' worth of time, "-" when unknown.
-func cpus(x float64) string {
-	if x < 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2f", x)
-}
-
-// ms formats d in milliseconds with two decimals, as the edge's report does.
-func ms(d time.Duration) string {
-	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
-}
-
-// percentile is the nearest-rank q-quantile of sorted: the smallest value
-// that at least q of all values do not exceed.
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	k := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[max(0, min(k, len(sorted)-1))]
 }
