@@ -165,6 +165,9 @@ func (l *lane) work(ctx context.Context, j job) {
 		}
 	}
 	if err := l.pump(ctx, j.agg); err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: unacked work comes back after a restart
+		}
 		l.log.Warn("delivery step failed, will retry", zap.String("adapter", l.cfg.Name), zap.Error(err))
 		if j.timer != nil {
 			_ = j.timer.NakWithDelay(time.Second)
@@ -262,7 +265,7 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 		l.m.attempts.WithLabelValues(l.cfg.Name).Inc()
 		outcome := "delivered"
 		if derr != nil {
-			outcome = derr.Error()
+			outcome = adapter.Detail(derr)
 		}
 		log = appendLog(log, fmt.Sprintf("attempt %d at %s (%s): %s", attempt, start.UTC().Format(time.RFC3339Nano), time.Since(start).Round(time.Millisecond), outcome))
 

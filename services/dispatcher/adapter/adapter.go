@@ -64,6 +64,23 @@ func (e *RetryError) Error() string {
 
 func (e *RetryError) Unwrap() error { return e.Err }
 
+// Detailer is implemented by errors that know more than they should say in
+// a log line (an LMS's answer, say): Detail goes into the dead letter's
+// attempt log only.
+type Detailer interface {
+	Detail() string
+}
+
+// Detail returns err's Detail when an error in its chain has one, else
+// err.Error().
+func Detail(err error) string {
+	var d Detailer
+	if errors.As(err, &d) {
+		return d.Detail()
+	}
+	return err.Error()
+}
+
 // Terminal wraps err as a terminal failure.
 func Terminal(err error) error { return fmt.Errorf("%w: %w", ErrTerminal, err) }
 

@@ -31,8 +31,16 @@ type StatusError struct {
 }
 
 // Error says what the LMS answered, on one line.
+// Error names the status only: errors are logged, and an LMS's answer may
+// echo the payload (personal data). Detail adds the answer's start.
 func (e *StatusError) Error() string {
-	msg := fmt.Sprintf("LMS answered %d %s", e.Status, http.StatusText(e.Status))
+	return fmt.Sprintf("LMS answered %d %s", e.Status, http.StatusText(e.Status))
+}
+
+// Detail is Error with the start of the LMS's answer, for the dead letter's
+// attempt log (which holds the event itself anyway), never for logs.
+func (e *StatusError) Detail() string {
+	msg := e.Error()
 	if e.Snippet != "" {
 		msg += ": " + strconv.Quote(e.Snippet)
 	}

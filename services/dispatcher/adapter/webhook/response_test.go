@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/leadstream/leadstream/services/dispatcher/adapter"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -86,4 +88,16 @@ func FuzzSnippet(f *testing.F) {
 			t.Errorf("snippet(%q) = %q: want at most %d valid, printable bytes on one line", s, got, maxSnippet+3)
 		}
 	})
+}
+
+// TestStatusErrorKeepsAnswerOutOfLogs: the LMS's answer, which may echo the
+// payload, is in Detail (for the dead letter) and never in Error (logged).
+func TestStatusErrorKeepsAnswerOutOfLogs(t *testing.T) {
+	err := adapter.Terminal(&StatusError{Status: 422, Snippet: `{"error":"bad email jan@example.nl"}`})
+	if strings.Contains(err.Error(), "jan@") {
+		t.Fatalf("Error() carries the answer: %s", err)
+	}
+	if d := adapter.Detail(err); !strings.Contains(d, "jan@") || !strings.Contains(d, "422") {
+		t.Fatalf("Detail lacks the answer: %s", d)
+	}
 }
