@@ -113,11 +113,15 @@ func (f *fakeLMS) ids(subject string) []string {
 	return out
 }
 
+// waitFor waits until the LMS has accepted n distinct events.
 func (f *fakeLMS) waitFor(n int) {
 	f.t.Helper()
 	natstest.CheckFor(f.t, 20*time.Second, 10*time.Millisecond, func() error {
-		if got := len(f.received()); got != n {
-			return fmt.Errorf("LMS received %d, want %d", got, n)
+		f.mu.Lock()
+		got := len(f.seen)
+		f.mu.Unlock()
+		if got != n {
+			return fmt.Errorf("LMS accepted %d distinct events, want %d", got, n)
 		}
 		return nil
 	})

@@ -225,6 +225,10 @@ func containsStr(ss []string, s string) bool {
 // left, one is waiting for a prerequisite, or one is being retried.
 func (l *lane) pump(ctx context.Context, agg string) error {
 	key := stateKey(l.cfg.Name, agg)
+	// What happened at the LMS is recorded even when shutdown has begun (an
+	// unrecorded delivery would be made again after the restart); JetStream's
+	// own request timeout bounds these writes.
+	rctx := context.WithoutCancel(ctx)
 	for ctx.Err() == nil {
 		st, _, err := l.st.load(ctx, key)
 		if err != nil {
@@ -271,7 +275,7 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 
 		switch {
 		case derr == nil:
-			if _, err := l.st.update(ctx, key, func(st *aggState) bool { st.done(e.ID, true); return true }); err != nil {
+			if _, err := l.st.update(rctx, key, func(st *aggState) bool { st.done(e.ID, true); return true }); err != nil {
 				return err
 			}
 			label := "delivered"
@@ -290,8 +294,8 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 			if !adapter.IsTerminal(derr) {
 				reason = "retries_exhausted"
 			}
-			l.deadLetter(ctx, raw.Subject, e.Seq, raw.Header, raw.Data, reason, derr, log, attempt)
-			if _, err := l.st.update(ctx, key, func(st *aggState) bool { st.done(e.ID, false); return true }); err != nil {
+			l.deadLetter(rctx, raw.Subject, e.Seq, raw.Header, raw.Data, reason, derr, log, attempt)
+			if _, err := l.st.update(rctx, key, func(st *aggState) bool { st.done(e.ID, false); return true }); err != nil {
 				return err
 			}
 		default:
@@ -300,7 +304,7 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 				delay = after
 			}
 			next := now.Add(delay)
-			if _, err := l.st.update(ctx, key, func(st *aggState) bool {
+			if _, err := l.st.update(rctx, key, func(st *aggState) bool {
 				if st.index(e.ID) < 0 {
 					return false
 				}
