@@ -745,3 +745,27 @@ func TestEnvMissingVariable(t *testing.T) {
 		t.Errorf("error %v, want one naming LS_TEST_MISSING", err)
 	}
 }
+
+// TestEnvInComments: a variable named only in a comment need not be set,
+// and every missing variable is named at once.
+func TestEnvInComments(t *testing.T) {
+	data := []byte("# secret: ${LS_NEVER_SET_IN_COMMENT}\nlisten: \":8080\" # was ${LS_NEVER_SET_EITHER}\n" +
+		"sources:\n  - {name: a, provider: marktplaats-api, tenant: t, secrets: [\"${LS_MISSING_ONE}\", \"${LS_MISSING_TWO}\", \"x#${LS_MISSING_ONE}\"]}\n")
+	_, err := Parse(data, t.TempDir())
+	if err == nil {
+		t.Fatal("missing variables accepted")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "LS_MISSING_ONE, LS_MISSING_TWO") || strings.Contains(msg, "IN_COMMENT") || strings.Contains(msg, "EITHER") {
+		t.Fatalf("error %q: want both missing variables and none from comments", msg)
+	}
+	t.Setenv("LS_MISSING_ONE", "s1")
+	t.Setenv("LS_MISSING_TWO", "s2")
+	cfg, err := Parse(data, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Sources[0].Secrets; len(got) != 3 || got[0] != "s1" || got[1] != "s2" || got[2] != "x#s1" {
+		t.Fatalf("secrets %q", got)
+	}
+}
