@@ -48,6 +48,9 @@ func DispatchConfig(cfg *config.Config) jetstream.KeyValueConfig {
 		Bucket:      DispatchBucket,
 		Description: "leadstream dispatcher: per adapter and aggregate, delivered facts and parked events",
 		History:     1,
+		// An aggregate quiet for as long as EVENTS keeps events is forgotten:
+		// a late dependent of it waits max_park and goes out as an orphan.
+		TTL: cfg.Streams.EventsMaxAge.Duration,
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.NATS.Replicas,
 	}
