@@ -50,9 +50,9 @@ func DispatchConfig(cfg *config.Config) jetstream.KeyValueConfig {
 		History:     1,
 		// An aggregate quiet for as long as EVENTS keeps events is forgotten:
 		// a late dependent of it waits max_park and goes out as an orphan.
-		TTL: cfg.Streams.EventsMaxAge.Duration,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.NATS.Replicas,
+		TTL:      cfg.Streams.EventsMaxAge.Duration,
+		Storage:  jetstream.FileStorage,
+		Replicas: cfg.NATS.Replicas,
 	}
 }
 
