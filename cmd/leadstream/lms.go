@@ -75,11 +75,7 @@ func cmdLead(args []string) error {
 	if fs.NArg() != 1 {
 		return errors.New("usage: leadstream lead show <aggregate id | key | id>")
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	nc, js, err := opsConn(cfg)
+	_, nc, js, err := opsConn(*path)
 	if err != nil {
 		return err
 	}

@@ -21,18 +21,23 @@ import (
 	"github.com/leadstream/leadstream/services/normalizer"
 )
 
-// opsConn connects an operator command to the NATS of cfg: nats.url, or
-// the dev mode's embedded server at nats.listen (which must be running).
-func opsConn(cfg *config.Config) (*nats.Conn, jetstream.JetStream, error) {
+// opsConn loads the config at path and connects an operator command to its
+// NATS: nats.url, or the dev mode's embedded server at nats.listen (which
+// must be running).
+func opsConn(path string) (*config.Config, *nats.Conn, jetstream.JetStream, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	url := cfg.NATS.URL
 	if url == "" {
 		url = "nats://" + cfg.NATS.Listen
 	}
 	nc, js, err := natsconn.Connect(url, natsconn.Options{Name: "leadstream-ops", CredsFile: cfg.NATS.CredsFile})
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w (is the pipeline running? `make run` starts it)", err)
+		return nil, nil, nil, fmt.Errorf("%w (is the pipeline running? `make run` starts it)", err)
 	}
-	return nc, js, nil
+	return cfg, nc, js, nil
 }
 
 func cmdReplay(args []string) error {
@@ -45,11 +50,7 @@ func cmdReplay(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	nc, js, err := opsConn(cfg)
+	cfg, nc, js, err := opsConn(*path)
 	if err != nil {
 		return err
 	}
@@ -98,11 +99,7 @@ func cmdDLQ(args []string) error {
 	name := fs.String("name", "", "only this kind (normalize) or adapter (deliver)")
 	all := fs.Bool("all", false, "replay or drop every matching dead letter")
 	_ = fs.Parse(args[1:])
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	nc, js, err := opsConn(cfg)
+	cfg, nc, js, err := opsConn(*path)
 	if err != nil {
 		return err
 	}
