@@ -191,8 +191,6 @@ func (f *fixture) start() (*Service, func()) {
 	return s, stop
 }
 
-var seq int
-
 // publish stores an event in EVENTS as the normalizer does.
 func (f *fixture) publish(ev *leadstreamv1.Event) {
 	f.t.Helper()

@@ -53,8 +53,6 @@ type Server struct {
 	sources  map[string]*source
 	pub      *Publisher
 	metrics  *metrics
-	registry *prometheus.Registry
-	now      func() time.Time
 	inFlight atomic.Int64
 	mux      *http.ServeMux
 }
@@ -77,13 +75,11 @@ func New(o Options) (*Server, error) {
 		o.Now = time.Now
 	}
 	s := &Server{
-		cfg:      o.Config,
-		js:       o.JetStream,
-		log:      o.Logger,
-		sources:  map[string]*source{},
-		metrics:  newMetrics(o.Registry),
-		registry: o.Registry,
-		now:      o.Now,
+		cfg:     o.Config,
+		js:      o.JetStream,
+		log:     o.Logger,
+		sources: map[string]*source{},
+		metrics: newMetrics(o.Registry),
 	}
 	for i := range o.Config.Sources {
 		sc := &o.Config.Sources[i]
