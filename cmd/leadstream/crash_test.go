@@ -297,3 +297,61 @@ func TestSIGKILLWhileDelivering(t *testing.T) {
 	lms.mu.Unlock()
 	t.Logf("redelivered after the crash (same webhook-id, at least once): %d", dups)
 }
+
+// TestSIGKILLRestartTakesOver kills the pipeline while it delivers, with
+// ack waits of ten minutes: the restarted process takes over what the dead
+// one held (streams.TakeOver) instead of waiting them out, so every
+// acknowledged webhook reaches the LMS well within the test's bound.
+func TestSIGKILLRestartTakesOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	lms := newRecordingLMS(t)
+	d := newDevConfig(t, fmt.Sprintf("normalizer: {ack_wait: 10m, handler_timeout: 2s}\ndispatcher: {max_park: 30m, ack_wait: 10m}\nadapters:\n  - {name: crm, type: webhook, url: %q, secret: %q}\n", lms.srv.URL, lmsSecret))
+	signer, err := simulate.NewSigner(d.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startDev(t, bin, d.path, d.url)
+	acked := burst(t, signer, d.url, 200, func() {
+		natstest.CheckFor(t, 20*time.Second, 5*time.Millisecond, func() error {
+			if len(lms.ids()) < 20 {
+				return fmt.Errorf("LMS has %d", len(lms.ids()))
+			}
+			return nil
+		})
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	})
+	<-p.done
+	want := map[string]bool{}
+	for id, sample := range acked {
+		switch sample {
+		case "marktplaats-api/doc-example": // dead-lettered by the normalizer
+		case "marktplaats-api/transaction-status-changed": // waits max_park for the change to PENDING
+		default:
+			want[id] = true
+		}
+	}
+	startDev(t, bin, d.path, d.url)
+	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		got := map[string]bool{}
+		for _, id := range lms.ids() {
+			got[id] = true
+		}
+		missing := 0
+		for id := range want {
+			if !got[id] {
+				missing++
+			}
+		}
+		if missing > 0 {
+			return fmt.Errorf("%d of %d acknowledged events not at the LMS (a 10m ack_wait not taken over?)", missing, len(want))
+		}
+		return nil
+	})
+	log, _ := os.ReadFile(d.path + ".log")
+	if !strings.Contains(string(log), "took over unacknowledged messages") {
+		t.Log("no consumer held unacknowledged messages at the kill: the take-over was not exercised this run")
+	}
+}

@@ -126,6 +126,15 @@ func New(ctx context.Context, o Options) (*Service, error) {
 
 // Run dispatches until ctx ends, then closes the adapters.
 func (s *Service) Run(ctx context.Context) error {
+	// A process that restarts after a crash takes over what it held at once,
+	// instead of waiting out ack_wait (admitting and timers are idempotent).
+	for _, l := range s.lanes {
+		s.takeOver(ctx, streams.EVENTS, l.durable())
+		s.takeOver(ctx, streams.TIMERS, l.timerDurable())
+	}
+	if s.projection != nil {
+		s.takeOver(ctx, streams.EVENTS, projectionConsumer.Durable)
+	}
 	var g run.Group
 	for _, l := range s.lanes {
 		ctx, cancel := context.WithCancel(ctx)
@@ -148,4 +157,13 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+func (s *Service) takeOver(ctx context.Context, stream, consumer string) {
+	upTo, err := streams.TakeOver(ctx, s.js, stream, consumer)
+	if err != nil {
+		s.log.Warn("taking over unacknowledged messages failed; they come back after ack_wait", zap.String("consumer", consumer), zap.Error(err))
+	} else if upTo > 0 {
+		s.log.Info("took over unacknowledged messages", zap.String("consumer", consumer), zap.Uint64("sequence_up_to", upTo))
+	}
 }

@@ -61,6 +61,14 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}()
 	for _, kind := range s.kinds {
+		// A process that restarts after a crash takes over what it held at
+		// once, instead of waiting out its AckWait.
+		takenUpTo, err := streams.TakeOver(ctx, s.js, streams.RAW, Durable(kind))
+		if err != nil {
+			s.log.Warn("taking over unacknowledged messages failed; they come back after ack_wait", zap.String("kind", kind), zap.Error(err))
+		} else if takenUpTo > 0 {
+			s.log.Info("took over unacknowledged messages", zap.String("kind", kind), zap.Uint64("raw_sequence_up_to", takenUpTo))
+		}
 		sub, err := s.subscriber(kind, wlog)
 		if err != nil {
 			return err
@@ -74,7 +82,7 @@ func (s *Service) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("normalizer: %w", err)
 		}
-		h := router.AddConsumerHandler("normalize-"+kind, consumerConfig(s.cfg, kind).FilterSubject, sub, s.handler(kind))
+		h := router.AddConsumerHandler("normalize-"+kind, consumerConfig(s.cfg, kind).FilterSubject, sub, s.handler(kind, takenUpTo))
 		h.AddMiddleware(
 			poison,
 			s.countDeadLetters(kind),
@@ -144,7 +152,10 @@ func (nakDelay) WaitTime(retryNum uint64) time.Duration {
 	return min(d, time.Minute)
 }
 
-func (s *Service) handler(kind string) message.NoPublishHandlerFunc {
+// handler normalizes kind's messages. A message at or below RAW sequence
+// takenUpTo may have been delivered before a take-over reset its delivery
+// count, so it counts as redelivered.
+func (s *Service) handler(kind string, takenUpTo uint64) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
 		raw, ref, stored, delivered, err := fromWatermill(msg)
 		if err != nil {
@@ -155,7 +166,7 @@ func (s *Service) handler(kind string) message.NoPublishHandlerFunc {
 		// have published.
 		attempt, _ := strconv.Atoi(msg.Metadata.Get(mdAttempt))
 		msg.Metadata.Set(mdAttempt, strconv.Itoa(attempt+1))
-		outcome, err := s.Process(msg.Context(), raw, ref, stored, delivered > 1 || attempt > 0)
+		outcome, err := s.Process(msg.Context(), raw, ref, stored, delivered > 1 || attempt > 0 || ref.Sequence <= takenUpTo)
 		if err != nil {
 			var dl *deadLetter
 			if errors.As(err, &dl) {
