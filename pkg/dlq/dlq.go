@@ -18,9 +18,10 @@ import (
 	"github.com/leadstream/leadstream/pkg/streams"
 )
 
-// Dead-letter header names. A dead letter also keeps every header of the
+// Dead-letter header names. A dead letter also keeps the headers of the
 // message it was made from (the RAW envelope, or the event's CloudEvents
-// headers), and its body is that message's body.
+// headers) but for JetStream's own (Nats-*), and its body is that
+// message's body.
 const (
 	HdrStage    = "Leadstream-Dlq-Stage"
 	HdrName     = "Leadstream-Dlq-Name"
@@ -74,7 +75,7 @@ type Letter struct {
 func (l *Letter) Msg(msgID string) *nats.Msg {
 	h := nats.Header{}
 	for k, v := range l.Header {
-		if k != nats.MsgIdHdr && !strings.HasPrefix(k, "Leadstream-Dlq-") {
+		if kept(k) {
 			h[k] = append([]string(nil), v...)
 		}
 	}
@@ -132,11 +133,26 @@ func FromMsg(m *jetstream.RawStreamMsg) *Letter {
 		l.Log = strings.Split(v, logSep)
 	}
 	for k, v := range m.Header {
-		if !strings.HasPrefix(k, "Leadstream-Dlq-") && k != nats.MsgIdHdr {
+		if kept(k) {
 			l.Header[k] = v
 		}
 	}
 	return l
+}
+
+// kept reports whether a header of the original message belongs in its dead
+// letter. JetStream's own headers do not: a direct get adds Nats-Stream,
+// Nats-Sequence, Nats-Subject and Nats-Time-Stamp to the message it returns,
+// and a stored copy of them would be read back as the letter's own location
+// (dlq show would print the original's sequence, and a replay or drop by it
+// would hit another letter). Nats-Msg-Id is the letter's own, and the
+// letter's headers are written anew.
+func kept(k string) bool {
+	return !hasPrefixFold(k, "Nats-") && !strings.HasPrefix(k, "Leadstream-Dlq-")
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // Filter selects dead letters.
@@ -210,7 +226,11 @@ func Get(ctx context.Context, js jetstream.JetStream, seq uint64) (*Letter, erro
 	if err != nil {
 		return nil, fmt.Errorf("dlq: reading %d: %w", seq, err)
 	}
-	return FromMsg(m), nil
+	l := FromMsg(m)
+	// A letter written before JetStream's headers were left out carries its
+	// original's Nats-Sequence, which the direct get reads as its own.
+	l.Seq = seq
+	return l, nil
 }
 
 // Drop deletes the dead letter at seq.
