@@ -67,20 +67,23 @@ func cmdDemoLMS(args []string) error {
 
 func cmdLead(args []string) error {
 	if len(args) == 0 || args[0] != "show" {
-		return errors.New("usage: leadstream lead show <aggregate id | key | id>   e.g. offerte/lead/12345, or 12345")
+		return errors.New("usage: leadstream lead show <aggregate id | key | lead id | event id>   e.g. offerte/lead/12345, or 12345")
 	}
 	fs := flag.NewFlagSet("lead show", flag.ExitOnError)
 	path := configFlag(fs)
-	_ = fs.Parse(args[1:])
-	if fs.NArg() != 1 {
-		return errors.New("usage: leadstream lead show <aggregate id | key | id>")
+	pos := parseArgs(fs, args[1:])
+	if len(pos) == 0 {
+		return errors.New("usage: leadstream lead show <aggregate id | key | lead id | event id>")
+	}
+	if err := wantArgs("lead show", pos, 1); err != nil {
+		return err
 	}
 	_, nc, js, err := opsConn(*path)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	st, err := leadState(context.Background(), js, fs.Arg(0))
+	st, err := leadState(context.Background(), js, pos[0])
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,9 @@ func cmdReplay(args []string) error {
 	path := configFlag(fs)
 	since := fs.String("since", "", "where to start in RAW: a stream sequence (e.g. 1) or an RFC 3339 time (e.g. 2026-11-26T00:00:00Z)")
 	kinds := fs.String("kinds", "", "comma-separated kinds to replay; empty: all")
-	_ = fs.Parse(args)
+	if err := wantArgs("replay", parseArgs(fs, args), 0); err != nil {
+		return err
+	}
 	from, err := parseSince(*since)
 	if err != nil {
 		return err
@@ -98,7 +100,7 @@ func cmdDLQ(args []string) error {
 	stage := fs.String("stage", "", "only this stage: normalize or deliver")
 	name := fs.String("name", "", "only this kind (normalize) or adapter (deliver)")
 	all := fs.Bool("all", false, "replay or drop every matching dead letter")
-	_ = fs.Parse(args[1:])
+	pos := parseArgs(fs, args[1:])
 	cfg, nc, js, err := opsConn(*path)
 	if err != nil {
 		return err
@@ -116,18 +118,24 @@ func cmdDLQ(args []string) error {
 			}
 			return seqs, err
 		}
-		if fs.NArg() != 1 {
+		if len(pos) == 0 {
 			return nil, errors.New(dlqUsage)
 		}
-		seq, err := strconv.ParseUint(fs.Arg(0), 10, 64)
+		if err := wantArgs("dlq "+verb, pos, 1); err != nil {
+			return nil, err
+		}
+		seq, err := strconv.ParseUint(pos[0], 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("dead letter sequence %q: %w", fs.Arg(0), err)
+			return nil, fmt.Errorf("dead letter sequence %q: want the SEQ that `dlq ls` prints", pos[0])
 		}
 		return []uint64{seq}, nil
 	}
 
 	switch verb {
 	case "ls":
+		if err := wantArgs("dlq ls", pos, 0); err != nil {
+			return err
+		}
 		letters, err := dlq.List(ctx, js, filter)
 		if err != nil {
 			return err

@@ -123,7 +123,10 @@ func backoff(ctx context.Context, attempt int) error {
 //   - a key, "offerte.lead.12345";
 //   - the id part alone, "12345": the one aggregate whose key ends in
 //     "."+Key(id). This lists every key in the bucket, so it is meant for
-//     operators, not for the hot path.
+//     operators, not for the hot path;
+//   - else a lead id ("lead.leadId", e.g. a Marktplaats lead id, whose
+//     aggregate is its conversation) or an event id merged into the state:
+//     this reads every state in the bucket.
 //
 // It returns ErrNotFound when nothing matches and ErrAmbiguous, naming the
 // candidates, when a bare id matches several aggregates.
@@ -137,10 +140,50 @@ func (s *Store) Get(ctx context.Context, aggregateOrKey string) (*State, error) 
 		return st, err
 	}
 	key, err = s.keyBySuffix(ctx, "."+Key(aggregateOrKey))
+	if errors.Is(err, ErrNotFound) {
+		key, err = s.keyByContent(ctx, aggregateOrKey)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("looking up %q: %w", aggregateOrKey, err)
 	}
 	return s.get(ctx, key)
+}
+
+// keyByContent returns the key of the one state whose lead id is id or that
+// merged the event with id id.
+func (s *Store) keyByContent(ctx context.Context, id string) (string, error) {
+	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return "", fmt.Errorf("reading states: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	var matches []string
+	for {
+		var e jetstream.KeyValueEntry
+		select {
+		case e = <-w.Updates():
+		case <-ctx.Done():
+			return "", fmt.Errorf("reading states: %w", ctx.Err())
+		}
+		if e == nil {
+			break // every current value is in
+		}
+		st, err := Unmarshal(e.Value())
+		if err != nil {
+			continue
+		}
+		if st.Fields["lead.leadId"].Value == id || slices.Contains(st.Events, id) {
+			matches = append(matches, e.Key())
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return "", ErrNotFound
+	case 1:
+		return matches[0], nil
+	}
+	slices.Sort(matches)
+	return "", fmt.Errorf("%w: %s", ErrAmbiguous, strings.Join(matches, ", "))
 }
 
 func (s *Store) get(ctx context.Context, key string) (*State, error) {
