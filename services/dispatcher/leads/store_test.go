@@ -135,7 +135,7 @@ func TestStoreGet(t *testing.T) {
 		{query: "987654", aggregate: transaction},
 		{query: "c2b7e4d0-1a9f-4c3e-8b5d-7f60a1e2c394", aggregate: conversation},
 		{query: "sha256:0a0b3f9b480a23e5a194d68aefefc49e365e602eda841faafc003eb9252e1a58", aggregate: enquiry},
-		{query: "5f1d7c2a-8e43-4b7e-9a51-0c6f2d9b3e10", aggregate: conversation},  // a Marktplaats lead id
+		{query: "5f1d7c2a-8e43-4b7e-9a51-0c6f2d9b3e10", aggregate: conversation},              // a Marktplaats lead id
 		{query: "5a5a5a5a-0000-5000-8000-000000000000", aggregate: "mp-api/transaction/5551"}, // an event id
 		{query: "5551", err: ErrAmbiguous},
 		{query: "1234", err: ErrNotFound}, // a suffix of a key, not of its id
