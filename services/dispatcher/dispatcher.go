@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/dlq"
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/services/dispatcher/adapter"
 	"github.com/leadstream/leadstream/services/dispatcher/leads"
@@ -146,7 +147,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	{
 		ctx, cancel := context.WithCancel(ctx)
-		g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
+		g.Add(func() error { s.observe(ctx); return nil }, func(error) { cancel() })
 	}
 	err := g.Run()
 	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -165,5 +166,48 @@ func (s *Service) takeOver(ctx context.Context, stream, consumer string) {
 		s.log.Warn("taking over unacknowledged messages failed; they come back after ack_wait", zap.String("consumer", consumer), zap.Error(err))
 	} else if upTo > 0 {
 		s.log.Info("took over unacknowledged messages", zap.String("consumer", consumer), zap.Uint64("sequence_up_to", upTo))
+	}
+}
+
+// breakerStater is implemented by adapters with a circuit breaker.
+type breakerStater interface {
+	BreakerState() string
+}
+
+// observe keeps the breaker and DLQ depth gauges current until ctx ends.
+func (s *Service) observe(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		for _, l := range s.lanes {
+			if b, ok := l.ad.(breakerStater); ok {
+				s.m.breaker.WithLabelValues(l.cfg.Name).Set(map[string]float64{"closed": 0, "half-open": 1, "open": 2}[b.BreakerState()])
+			}
+		}
+		s.observeDLQ(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Service) observeDLQ(ctx context.Context) {
+	if len(s.lanes) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := s.js.Stream(ctx, streams.DLQ)
+	if err != nil {
+		return
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(streams.DLQSubject(dlq.StageDeliver, "*")))
+	if err != nil {
+		return
+	}
+	for _, l := range s.lanes {
+		s.m.dlqDepth.WithLabelValues(l.cfg.Name).Set(float64(info.State.Subjects[streams.DLQSubject(dlq.StageDeliver, l.cfg.Name)]))
 	}
 }

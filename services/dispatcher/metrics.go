@@ -11,6 +11,8 @@ type metrics struct {
 	oldestParked *prometheus.GaugeVec
 	endToEnd     *prometheus.HistogramVec
 	projected    *prometheus.CounterVec
+	breaker      *prometheus.GaugeVec
+	dlqDepth     *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -48,7 +50,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "leadstream_dispatcher_projected_total",
 			Help: "Events merged into the leads projection, by outcome.",
 		}, []string{"outcome"}),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leadstream_dispatcher_breaker_state",
+			Help: "Circuit breaker of an adapter's LMS: 0 closed, 1 half-open (one probe), 2 open (deliveries fail fast).",
+		}, []string{"adapter"}),
+		dlqDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leadstream_dispatcher_dlq_depth",
+			Help: "Dead letters of an adapter waiting in DLQ (dlq.deliver.<adapter>) for a replay or drop.",
+		}, []string{"adapter"}),
 	}
-	reg.MustRegister(m.deliveries, m.deadLetters, m.attempts, m.retryBacklog, m.parked, m.oldestParked, m.endToEnd, m.projected)
+	reg.MustRegister(m.deliveries, m.deadLetters, m.attempts, m.retryBacklog, m.parked, m.oldestParked, m.endToEnd, m.projected, m.breaker, m.dlqDepth)
 	return m
 }
