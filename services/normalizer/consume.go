@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/leadstream/leadstream/pkg/dlq"
@@ -304,11 +305,12 @@ func splitDLQ(subject string) (prefix, stage, name string) {
 	return parts[0], parts[1], parts[2]
 }
 
-// watchLag keeps the consumer lag gauges current.
+// watchLag keeps the consumer lag and DLQ depth gauges current.
 func (s *Service) watchLag(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
+		s.watchDLQ(ctx)
 		for _, kind := range s.kinds {
 			c, err := s.js.PushConsumer(ctx, streams.RAW, Durable(kind))
 			if err != nil {
@@ -324,5 +326,21 @@ func (s *Service) watchLag(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+func (s *Service) watchDLQ(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := s.js.Stream(ctx, streams.DLQ)
+	if err != nil {
+		return
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(streams.DLQSubject(dlq.StageNormalize, "*")))
+	if err != nil {
+		return
+	}
+	for _, kind := range s.kinds {
+		s.metrics.dlqDepth.WithLabelValues(kind).Set(float64(info.State.Subjects[streams.DLQSubject(dlq.StageNormalize, kind)]))
 	}
 }

@@ -7,6 +7,7 @@ type metrics struct {
 	deadLetters *prometheus.CounterVec
 	pending     *prometheus.GaugeVec
 	ackPending  *prometheus.GaugeVec
+	dlqDepth    *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -27,7 +28,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "leadstream_normalizer_consumer_ack_pending",
 			Help: "RAW messages delivered to a kind's consumer and not yet acked.",
 		}, []string{"kind"}),
+		dlqDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leadstream_normalizer_dlq_depth",
+			Help: "Dead letters of a kind waiting in DLQ (dlq.normalize.<kind>) for a replay or drop.",
+		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.messages, m.deadLetters, m.pending, m.ackPending)
+	reg.MustRegister(m.messages, m.deadLetters, m.pending, m.ackPending, m.dlqDepth)
 	return m
 }
