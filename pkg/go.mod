@@ -4,12 +4,15 @@ go 1.26.8
 
 require (
 	github.com/google/uuid v1.6.0
+	github.com/leadstream/leadstream/proto v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	go.uber.org/zap v1.28.0
 	go.uber.org/zap/exp v0.3.0
 	go.yaml.in/yaml/v3 v3.0.6
 )
+
+require google.golang.org/protobuf v1.36.12 // indirect
 
 require (
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
@@ -24,3 +27,5 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 )
+
+replace github.com/leadstream/leadstream/proto => ../proto
