@@ -29,10 +29,12 @@ const goModule = "github.com/leadstream/leadstream/proto"
 
 // Generate compiles every .proto file under protoRoot (import paths are
 // relative to protoRoot; the well-known google/protobuf/*.proto imports are
-// built in) and runs protoc-gen-go on them in-process. It returns the generated
-// files' contents keyed by slash-separated path relative to protoRoot, e.g.
-// "leadstream/v1/event.pb.go". The result depends only on the .proto sources and
-// the pinned module versions.
+// built in) and runs protoc-gen-go on them in-process. Beside each X.pb.go it
+// makes X.binpb, the file's descriptor set for teams without Go or protoc
+// (see descriptorSet). It returns the generated files' contents keyed by
+// slash-separated path relative to protoRoot, e.g. "leadstream/v1/event.pb.go"
+// and "leadstream/v1/event.binpb". The result depends only on the .proto
+// sources and the pinned module versions.
 func Generate(protoRoot string) (map[string][]byte, error) {
 	return generate(protoRoot, nil)
 }
@@ -51,7 +53,63 @@ func generate(protoRoot string, warn func(error)) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return runProtocGenGo(req)
+	out, err := runProtocGenGo(req)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(f, ".proto") + ".binpb"
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("descriptor set %s: protoc-gen-go generated a file of that name", name)
+		}
+		set, err := descriptorSet(req, f)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = set
+	}
+	return out, nil
+}
+
+// descriptorSet is what protoc --include_imports --include_source_info
+// --descriptor_set_out writes for file: a FileDescriptorSet of file and
+// everything it imports, imports first, so that a reader can add them to a
+// descriptor pool in order. file keeps its comments (source info), for
+// documentation tools. Marshalled deterministically, so it can be
+// committed and checked for staleness like the .pb.go files.
+func descriptorSet(req *pluginpb.CodeGeneratorRequest, file string) ([]byte, error) {
+	byName := make(map[string]*descriptorpb.FileDescriptorProto, len(req.ProtoFile))
+	for _, fd := range req.ProtoFile {
+		byName[fd.GetName()] = fd
+	}
+	set := &descriptorpb.FileDescriptorSet{}
+	seen := map[string]bool{}
+	var add func(name string) error
+	add = func(name string) error {
+		if seen[name] {
+			return nil
+		}
+		seen[name] = true
+		fd, ok := byName[name]
+		if !ok {
+			return fmt.Errorf("descriptor set of %s: import %s was not compiled", file, name)
+		}
+		for _, dep := range fd.GetDependency() {
+			if err := add(dep); err != nil {
+				return err
+			}
+		}
+		set.File = append(set.File, fd)
+		return nil
+	}
+	if err := add(file); err != nil {
+		return nil, err
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(set)
+	if err != nil {
+		return nil, fmt.Errorf("descriptor set of %s: %w", file, err)
+	}
+	return b, nil
 }
 
 // findProtoFiles returns the .proto files under root as sorted, slash-separated

@@ -2332,7 +2332,9 @@ const file_leadstream_v1_event_proto_rawDesc = "" +
 	"\rInvoiceStatus\x12\x1a\n" +
 	"\x16INVOICE_STATUS_UNKNOWN\x10\x00\x12\x1a\n" +
 	"\x16INVOICE_STATUS_CREATED\x10\x01\x12\x17\n" +
-	"\x13INVOICE_STATUS_PAID\x10\x02BCZAgithub.com/leadstream/leadstream/proto/leadstream/v1;leadstreamv1b\x06proto3"
+	"\x13INVOICE_STATUS_PAID\x10\x02B\xb7\x01\n" +
+	"\x11com.leadstream.v1B\n" +
+	"EventProtoP\x01ZAgithub.com/leadstream/leadstream/proto/leadstream/v1;leadstreamv1\xa2\x02\x03LXX\xaa\x02\rLeadstream.V1\xca\x02\rLeadstream\\V1\xe2\x02\x19Leadstream\\V1\\GPBMetadata\xea\x02\x0eLeadstream::V1b\x06proto3"
 
 var (
 	file_leadstream_v1_event_proto_rawDescOnce sync.Once
