@@ -7,7 +7,7 @@ PKGS := $(shell $(GO) list -m -f '{{.Dir}}/...' 2>/dev/null)
 CONFIG ?= $(or $(LEADSTREAM_CONFIG),deploy/local/leadstream.yaml)
 FUZZTIME ?= 10s
 
-.PHONY: run test test-short race vet fuzz bench build simulate check proto
+.PHONY: run test test-short race vet fuzz bench build simulate check proto python-protobuf
 
 ## run: the whole pipeline in one process (embedded JetStream on 127.0.0.1:4222, edge on :8080)
 run:
@@ -22,8 +22,19 @@ check:
 	$(GO) run ./cmd/leadstream check --config $(CONFIG)
 
 ## test: vet, then every test with the race detector
-test: vet
+test: vet python-protobuf
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# python-protobuf: the protobuf runtime for the test of the Python decode example
+# (proto/leadstream/v1/python), from Debian where apt-get exists. Best effort: where it cannot
+# be installed, that one test skips and says why; the build never fails for it.
+python-protobuf:
+	@if ! /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null && ! python3 -c 'import google.protobuf' 2>/dev/null \
+	    && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: installing python3-protobuf for the Python decode example's test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-protobuf) >/dev/null 2>&1 \
+	    || echo "make: could not install python3-protobuf; the Python decode example's test will skip"; \
+	fi
 
 ## test-short: every test without the race detector
 test-short:
