@@ -58,6 +58,6 @@ bench:
 build:
 	$(GO) build -o bin/leadstream ./cmd/leadstream
 
-## proto: regenerate proto/**/*.pb.go from the .proto files (pinned protocompile + protoc-gen-go, no protoc)
+## proto: regenerate proto/**/*.pb.go and the descriptor sets proto/**/*.binpb from the .proto files (pinned protocompile + protoc-gen-go, no protoc)
 proto:
 	cd proto && $(GO) run ./internal/protogen
