@@ -1,5 +1,6 @@
 // Command protogen generates the Go code for the .proto files of this module
-// (the .pb.go files beside them) without protoc: protocompile parses and links
+// (the .pb.go files beside them), and a descriptor set of each (the .binpb
+// files: the schema for other languages), without protoc: protocompile parses and links
 // the .proto files, and protoc-gen-go's generator runs in-process. The versions
 // of both are the ones pinned in proto/go.mod, so the output is reproducible on
 // any machine with Go.
