@@ -130,6 +130,7 @@ func (f *fakeLMS) waitFor(n int) {
 type fixture struct {
 	t   *testing.T
 	cfg *config.Config
+	nc  *nats.Conn
 	js  jetstream.JetStream
 	ns  interface{ ClientURL() string }
 }
@@ -147,11 +148,11 @@ adapters:
 		t.Fatal(err)
 	}
 	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	nc, js := natstest.Connect(t, ns)
 	if err := streams.Ensure(context.Background(), js, streams.EventsConfig(cfg)); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, cfg: cfg, js: js, ns: ns}
+	return &fixture{t: t, cfg: cfg, nc: nc, js: js, ns: ns}
 }
 
 func adapterYAML(name, url, overrides string) string {

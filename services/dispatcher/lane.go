@@ -16,6 +16,7 @@ import (
 
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/dlq"
+	"github.com/leadstream/leadstream/pkg/natskey"
 	"github.com/leadstream/leadstream/pkg/streams"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 	"github.com/leadstream/leadstream/services/dispatcher/adapter"
@@ -195,14 +196,28 @@ func (l *lane) admit(ctx context.Context, agg string, m jetstream.Msg) error {
 	if agg == "" {
 		agg = ev.AggregateId
 	}
+	if agg == "" {
+		l.deadLetter(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data(), "no_aggregate", fmt.Errorf("event %s has no aggregate id to order on", ev.Id), nil, 0)
+		return m.Ack()
+	}
+	key := stateKey(l.cfg.Name, agg)
+	hashed := hashedKey(key, l.cfg.Name)
 	e := &entry{ID: ev.Id, Seq: md.Sequence.Stream, Type: ev.Type, Requires: requires(&ev, l.subscribed), Provides: provides(&ev), Since: l.now()}
-	st, err := l.st.update(ctx, stateKey(l.cfg.Name, agg), func(st *aggState) bool {
+	st, err := l.st.update(ctx, key, func(st *aggState) bool {
 		if st.index(e.ID) >= 0 || containsStr(st.Delivered, e.ID) {
 			return false // a redelivered EVENTS message
+		}
+		if hashed {
+			st.Aggregate = agg
 		}
 		st.Queue = append(st.Queue, e)
 		return true
 	})
+	if reason, ok := permanent(err); ok {
+		// No redelivery can cure it: dead-letter rather than loop.
+		l.deadLetter(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data(), reason, err, nil, 0)
+		return m.Ack()
+	}
 	if err != nil {
 		return err
 	}
@@ -210,6 +225,22 @@ func (l *lane) admit(ctx context.Context, agg string, m jetstream.Msg) error {
 		l.schedule(ctx, agg, e.Since.Add(l.maxPark))
 	}
 	return m.Ack()
+}
+
+// permanent tells a failure no retry will cure from a transient one, and
+// names it for a dead letter: a key NATS would refuse, or a message larger
+// than the server takes.
+func permanent(err error) (reason string, ok bool) {
+	switch {
+	case err == nil:
+		return "", false
+	case errors.Is(err, natskey.ErrInvalidKey), errors.Is(err, jetstream.ErrInvalidKey):
+		return "invalid_key", true
+	case errors.Is(err, nats.ErrMaxPayload):
+		return "too_large", true
+	default:
+		return "", false
+	}
 }
 
 func containsStr(ss []string, s string) bool {
@@ -346,7 +377,7 @@ func (l *lane) backoff(attempt int) time.Duration {
 func (l *lane) schedule(ctx context.Context, agg string, due time.Time) {
 	data, _ := json.Marshal(timer{Aggregate: agg, Due: due})
 	msg := &nats.Msg{Subject: l.timerSubject(), Data: data, Header: nats.Header{}}
-	msg.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s|%d", agg, due.UnixMilli()))
+	msg.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s|%d", natskey.ID(agg), due.UnixMilli()))
 	if _, err := l.js.PublishMsg(ctx, msg); err != nil {
 		// The periodic sweep will find the aggregate all the same.
 		l.log.Warn("scheduling timer failed", zap.String("adapter", l.cfg.Name), zap.Error(err))
@@ -363,14 +394,27 @@ func (l *lane) deadLetter(ctx context.Context, subject string, seq uint64, hdr n
 		Attempts: attempts, Header: hdr, Body: body, Log: log}
 	id := fmt.Sprintf("%s:%s:%d", dlq.StageDeliver, l.cfg.Name, seq)
 	for ctx.Err() == nil {
-		if _, err := l.js.PublishMsg(ctx, letter.Msg(id)); err == nil {
+		_, err := l.js.PublishMsg(ctx, letter.Msg(id))
+		if err == nil {
 			break
-		} else {
-			l.log.Warn("dead-lettering failed, retrying", zap.String("adapter", l.cfg.Name), zap.Error(err))
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
+		}
+		// An event close to the server's max_payload may not fit with the
+		// attempt log; without the log it does (it fit in EVENTS), and the
+		// letter still names the event's EVENTS sequence should it not.
+		if errors.Is(err, nats.ErrMaxPayload) && letter.Log != nil {
+			letter.Log = nil
+			letter.Error = errText + " (attempt log left out: too large)"
+			continue
+		}
+		if errors.Is(err, nats.ErrMaxPayload) && letter.Body != nil {
+			letter.Body, letter.Header = nil, nil
+			letter.Error = fmt.Sprintf("%s (event left out: too large; it is EVENTS sequence %d)", errText, seq)
+			continue
+		}
+		l.log.Warn("dead-lettering failed, retrying", zap.String("adapter", l.cfg.Name), zap.Error(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
 		}
 	}
 	l.m.deliveries.WithLabelValues(l.cfg.Name, "dead_lettered").Inc()
@@ -421,7 +465,11 @@ func (l *lane) sweepOnce(ctx context.Context) {
 			retrying++
 		}
 		if next, _ := st.next(now, l.maxPark); next != nil && (st.Retry == nil || !now.Before(st.Retry.Next)) {
-			if agg, ok := aggregateOf(e.Key(), l.cfg.Name); ok {
+			agg, ok := aggregateOf(e.Key(), l.cfg.Name)
+			if !ok && st.Aggregate != "" {
+				agg, ok = st.Aggregate, true
+			}
+			if ok {
 				l.route(ctx, job{agg: agg})
 			}
 		}

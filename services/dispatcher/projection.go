@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/leadstream/leadstream/pkg/streams"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
+	"github.com/leadstream/leadstream/services/dispatcher/leads"
 )
 
 // projectionConsumer reads every event into the leads projection. The
@@ -37,7 +39,16 @@ func (s *Service) project(ctx context.Context) error {
 			_ = m.Term()
 			return
 		}
-		if err := s.projection.Apply(ctx, &ev); err != nil {
+		err := s.projection.Apply(ctx, &ev)
+		if _, ok := permanent(err); ok || errors.Is(err, leads.ErrNoAggregate) {
+			// No redelivery can store it; the event itself is in EVENTS
+			// and was dead-lettered or delivered by the lanes.
+			s.m.projected.WithLabelValues("unprojectable").Inc()
+			s.log.Warn("event cannot be projected, skipped", zap.String("event_id", ev.Id), zap.Error(err))
+			_ = m.Term()
+			return
+		}
+		if err != nil {
 			s.m.projected.WithLabelValues("failed").Inc()
 			s.log.Warn("projecting event failed, will retry", zap.String("event_id", ev.Id), zap.Error(err))
 			_ = m.NakWithDelay(time.Second)

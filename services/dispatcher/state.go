@@ -2,14 +2,19 @@ package dispatcher
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/leadstream/leadstream/pkg/natskey"
 )
 
 // aggState is one adapter's ordering state for one aggregate, kept in the
@@ -17,6 +22,9 @@ import (
 // (facts), the events waiting (queue: parked, or next in line), and the
 // delivery being retried, which holds back the rest of its aggregate.
 type aggState struct {
+	// Aggregate is the aggregate id, kept only when the key is a hash of it
+	// (see stateKey): the sweep cannot read it back from such a key.
+	Aggregate string   `json:"aggregate,omitempty"`
 	Facts     []string `json:"facts,omitempty"`
 	Delivered []string `json:"delivered,omitempty"`
 	Queue     []*entry `json:"queue,omitempty"`
@@ -112,13 +120,32 @@ func (st *aggState) done(id string, delivered bool) {
 }
 
 // stateKey is the dispatch bucket key of an adapter's aggregate: aggregate
-// ids carry payload characters, so they are base64url-encoded.
+// ids carry payload characters, so they are base64url-encoded. One too long
+// for a key (natskey.MaxKeyLen: a longer one would make nats-server close
+// the connection) is replaced by "=" and its hex SHA-256, which no
+// base64url text starts with; shorter keys are as they always were, so
+// stored state is found.
 func stateKey(adapter, aggregate string) string {
-	return adapter + "." + base64.RawURLEncoding.EncodeToString([]byte(aggregate))
+	if k := adapter + "." + base64.RawURLEncoding.EncodeToString([]byte(aggregate)); len(k) <= natskey.MaxKeyLen {
+		return k
+	}
+	sum := sha256.Sum256([]byte(aggregate))
+	return adapter + "." + hashedKeyMark + hex.EncodeToString(sum[:])
 }
 
+// hashedKeyMark starts the aggregate part of a hashed state key.
+const hashedKeyMark = "="
+
+// hashedKey reports whether key is the hash of its aggregate rather than
+// its encoding.
+func hashedKey(key, adapter string) bool {
+	return strings.HasPrefix(key, adapter+"."+hashedKeyMark)
+}
+
+// aggregateOf reads the aggregate back from a key; a hashed key gives
+// false (its state keeps the aggregate itself).
 func aggregateOf(key, adapter string) (string, bool) {
-	if len(key) <= len(adapter)+1 || key[:len(adapter)+1] != adapter+"." {
+	if len(key) <= len(adapter)+1 || key[:len(adapter)+1] != adapter+"." || hashedKey(key, adapter) {
 		return "", false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(key[len(adapter)+1:])
@@ -132,6 +159,9 @@ type states struct {
 }
 
 func (s states) load(ctx context.Context, key string) (*aggState, uint64, error) {
+	if err := natskey.CheckKey(key); err != nil {
+		return nil, 0, fmt.Errorf("reading ordering state: %w", err)
+	}
 	e, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return &aggState{}, 0, nil

@@ -7,6 +7,8 @@ package normalizer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/envelope"
+	"github.com/leadstream/leadstream/pkg/natskey"
 	"github.com/leadstream/leadstream/pkg/streams"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 	"github.com/leadstream/leadstream/services/normalizer/mapping"
@@ -156,6 +159,11 @@ func (s *Service) Process(ctx context.Context, raw *envelope.Raw, ref *leadstrea
 	}
 	kind, action := mapping.Kind(ev.Type)
 	subject := streams.EventsSubject(kind, action, ev.Tenant)
+	if err := natskey.CheckSubject(subject); err != nil {
+		// The tenant comes from the envelope; the edge writes a configured
+		// one, so this is a RAW message written by something else.
+		return 0, &deadLetter{reason: "bad_envelope", err: fmt.Errorf("EVENTS subject from the envelope's tenant: %w", err)}
+	}
 
 	// An earlier attempt may have published and then crashed before the
 	// dedupe write. Within EVENTS' duplicate window JetStream drops the
@@ -196,8 +204,18 @@ func (s *Service) Process(ctx context.Context, raw *envelope.Raw, ref *leadstrea
 	return Normalized, nil
 }
 
-// dedupeKey is the dedupe bucket key <source>.<event id>.
-func dedupeKey(source, eventID string) string { return source + "." + eventID }
+// dedupeKey is the dedupe bucket key <source>.<event id>. Both come from
+// the envelope, where the edge puts a configured source name and a UUID; a
+// pair that makes no valid key (natskey.CheckKey: a longer one would make
+// nats-server close the connection) is keyed by "=" and the hex SHA-256 of
+// the pair instead, which no source name starts with.
+func dedupeKey(source, eventID string) string {
+	if k := source + "." + eventID; natskey.CheckKey(k) == nil {
+		return k
+	}
+	sum := sha256.Sum256([]byte(source + "\x00" + eventID))
+	return "=" + hex.EncodeToString(sum[:])
+}
 
 func (s *Service) remember(ctx context.Context, key string, seq uint64) error {
 	_, err := s.dedupe.Create(ctx, key, []byte(fmt.Sprint(seq)), jetstream.KeyTTL(s.cfg.DedupeTTL.Duration))

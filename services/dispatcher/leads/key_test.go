@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/leadstream/leadstream/pkg/natskey"
 )
 
 func TestKey(t *testing.T) {
@@ -72,13 +74,50 @@ func FuzzKey(f *testing.F) {
 	for _, s := range []string{"offerte/lead/12345", "a//b", "", "/", "x.y=z", "sha256:ab", "\xff/\x00"} {
 		f.Add(s)
 	}
+	f.Add(strings.Repeat("a/", 600))
+	f.Add("mp-leads/conversation/" + strings.Repeat("=", 400))
 	f.Fuzz(func(t *testing.T, aggregate string) {
 		k := Key(aggregate)
-		if !validKey(k) {
-			t.Fatalf("Key(%q) = %q is not a valid KV key", aggregate, k)
+		if !validKey(k) || natskey.CheckKey(k) != nil {
+			t.Fatalf("Key(%q) = %q is not a valid KV key: %v", aggregate, k, natskey.CheckKey(k))
+		}
+		if len(encode(aggregate, false)) > natskey.MaxKeyLen {
+			return // hashed: checked by TestKeyBounded
 		}
 		if back := decodeKey(t, k); back != aggregate {
 			t.Fatalf("Key(%q) = %q decodes to %q", aggregate, k, back)
 		}
 	})
+}
+
+// TestKeyBounded: an aggregate whose key would exceed natskey.MaxKeyLen is
+// keyed by the hashes of its long segments, or else by its own hash; keys
+// within the bound do not change.
+func TestKeyBounded(t *testing.T) {
+	long := strings.Repeat("c", 3000)
+	atBound := "a/b/" + strings.Repeat("x", natskey.MaxKeyLen-4)
+	tests := []struct {
+		name, aggregate, key string
+	}{
+		{"at the bound: unchanged", atBound, "a.b." + strings.Repeat("x", natskey.MaxKeyLen-4)},
+		{"a long id is hashed", "mp-leads/conversation/" + long, "mp-leads.conversation." + strings.ReplaceAll(natskey.Hash(long), ":", "=3A")},
+		{"the same as the normalizer's aggregate for it", "mp-leads/conversation/" + natskey.Hash(long), "mp-leads.conversation." + strings.ReplaceAll(natskey.Hash(long), ":", "=3A")},
+		{"escapes count: 400 dots", "a/b/" + strings.Repeat(".", 400), "a.b." + strings.ReplaceAll(natskey.Hash(strings.Repeat(".", 400)), ":", "=3A")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Key(tt.aggregate); got != tt.key {
+				t.Errorf("Key = %.80q, want %.80q", got, tt.key)
+			}
+		})
+	}
+	// Many short segments: nothing to hash but the whole.
+	many := strings.Repeat("s/", 700)
+	k := Key(many)
+	if !strings.HasPrefix(k, "=h") || len(k) != 66 || natskey.CheckKey(k) != nil {
+		t.Errorf("Key(700 segments) = %q", k)
+	}
+	if Key(many) == Key(many+"t") {
+		t.Error("two long aggregates share a key")
+	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/leadstream/leadstream/pkg/natskey"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 )
 
@@ -187,6 +188,11 @@ func (s *Store) keyByContent(ctx context.Context, id string) (string, error) {
 }
 
 func (s *Store) get(ctx context.Context, key string) (*State, error) {
+	// An operator's or an admin request's id becomes the key here: one NATS
+	// would refuse (or close the connection over) names no state.
+	if err := natskey.CheckKey(key); err != nil {
+		return nil, fmt.Errorf("reading state: %w: %w", ErrNotFound, err)
+	}
 	entry, err := s.kv.Get(ctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrInvalidKey):

@@ -30,6 +30,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/eventid"
+	"github.com/leadstream/leadstream/pkg/natskey"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 )
 
@@ -143,9 +144,14 @@ func newEvent(raw *envelope.Raw, ref *leadstreamv1.RawRef) *leadstreamv1.Event {
 	return ev
 }
 
-// aggregate builds an aggregate id "<source>/<type>/<id>".
+// aggregate builds an aggregate id "<source>/<type>/<id>". The id comes
+// from the payload, and the aggregate becomes KV keys, a message id and a
+// header downstream: natskey.ID keeps an id that is short and printable as
+// it is and replaces any other by its "sha256:<hex>", as the edge does for
+// provider event ids. A lead and the chat messages of one long
+// conversation id still share their aggregate.
 func aggregate(ev *leadstreamv1.Event, typ, id string) string {
-	return ev.Source + "/" + typ + "/" + id
+	return ev.Source + "/" + typ + "/" + natskey.ID(id)
 }
 
 // clean makes s valid UTF-8.
