@@ -34,9 +34,21 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// MaxBodyBytes is the largest webhook body the edge accepts (413 above). Default 1 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// MaxInFlight is how many webhook requests the edge handles at once before
-	// answering 429. Default 4096.
+	// MaxInFlight is how many webhook requests the edge verifies and commits
+	// to RAW at once before answering 429. A request takes its slot only once
+	// its body is read, so slow senders cannot hold slots. Default 4096.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxReadingBytes bounds the bodies being read at once: each request
+	// reserves its Content-Length (max_body_bytes when it sends none) until
+	// its body is read, and a request that does not fit gets 429. It bounds
+	// the memory of bodies in transit and keeps clients that send their
+	// bodies slowly from starving the rest. At least max_body_bytes.
+	// Default 64 MiB.
+	MaxReadingBytes int64 `yaml:"max_reading_bytes"`
+	// BodyReadTimeout is how long a request may take to send its body once
+	// its headers have arrived; a slower one is answered 408 and its
+	// connection closed. Default "10s".
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
 	// PublishTimeout bounds the wait for JetStream's PubAck; past it the edge
 	// answers 503. Default "5s".
 	PublishTimeout Duration `yaml:"publish_timeout"`

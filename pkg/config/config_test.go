@@ -242,6 +242,8 @@ func TestDefaults(t *testing.T) {
 		{"listen", cfg.Listen, ":8080"},
 		{"max_body_bytes", cfg.MaxBodyBytes, int64(1 << 20)},
 		{"max_in_flight", cfg.MaxInFlight, 4096},
+		{"max_reading_bytes", cfg.MaxReadingBytes, int64(64 << 20)},
+		{"body_read_timeout", dur(cfg.BodyReadTimeout), 10 * time.Second},
 		{"publish_timeout", dur(cfg.PublishTimeout), 5 * time.Second},
 		{"shutdown_timeout", dur(cfg.ShutdownTimeout), 25 * time.Second},
 		{"dedupe_ttl", dur(cfg.DedupeTTL), 168 * time.Hour},
@@ -268,6 +270,8 @@ func TestExplicitValuesWin(t *testing.T) {
 listen: "127.0.0.1:9999"
 max_body_bytes: 2048
 max_in_flight: 7
+max_reading_bytes: 4096
+body_read_timeout: 3s
 publish_timeout: 1500ms
 shutdown_timeout: 1m
 dedupe_ttl: 24h
@@ -290,6 +294,8 @@ sources:
 		{"listen", cfg.Listen, "127.0.0.1:9999"},
 		{"max_body_bytes", cfg.MaxBodyBytes, int64(2048)},
 		{"max_in_flight", cfg.MaxInFlight, 7},
+		{"max_reading_bytes", cfg.MaxReadingBytes, int64(4096)},
+		{"body_read_timeout", dur(cfg.BodyReadTimeout), 3 * time.Second},
 		{"publish_timeout", dur(cfg.PublishTimeout), 1500 * time.Millisecond},
 		{"shutdown_timeout", dur(cfg.ShutdownTimeout), time.Minute},
 		{"dedupe_ttl", dur(cfg.DedupeTTL), 24 * time.Hour},
@@ -569,6 +575,10 @@ sources:
 		// The rest of the top level.
 		{"negative max_body_bytes", minimalWith("max_body_bytes: -1\n"), []string{"max_body_bytes"}, nil, ""},
 		{"negative max_in_flight", minimalWith("max_in_flight: -1\n"), []string{"max_in_flight"}, nil, ""},
+		{"reading budget below one body", minimalWith("max_body_bytes: 4096\nmax_reading_bytes: 4095\n"),
+			[]string{"max_reading_bytes"}, []string{"max_body_bytes (4096)", "4095"}, ""},
+		{"negative max_reading_bytes", minimalWith("max_reading_bytes: -1\n"), []string{"max_reading_bytes"}, nil, ""},
+		{"bad body_read_timeout", minimalWith("body_read_timeout: 0s\n"), []string{"body_read_timeout"}, []string{"positive"}, ""},
 		{"too many replicas", minimalWith("nats: {replicas: 7}\n"), []string{"nats.replicas"}, nil, ""},
 		{"embedded listen needs an IP", minimalWith("nats: {listen: 'localhost:4222'}\n"), []string{"nats.listen"}, nil, ""},
 		{"log format", minimalWith("log: {format: text}\n"), []string{"log.format"}, nil, ""},

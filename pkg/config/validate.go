@@ -70,6 +70,14 @@ func (c *Config) setDefaultsAndValidate() error {
 	if c.MaxInFlight < 0 {
 		add(fieldErr("max_in_flight", "must be positive, got %d", c.MaxInFlight))
 	}
+	if c.MaxReadingBytes == 0 {
+		c.MaxReadingBytes = 64 << 20
+	}
+	if c.MaxReadingBytes < c.MaxBodyBytes {
+		// A body of max_body_bytes could then never be read.
+		add(fieldErr("max_reading_bytes", "must be at least max_body_bytes (%d), got %d", c.MaxBodyBytes, c.MaxReadingBytes))
+	}
+	add(c.BodyReadTimeout.resolve("body_read_timeout", 10*time.Second))
 	add(c.PublishTimeout.resolve("publish_timeout", 5*time.Second))
 	add(c.ShutdownTimeout.resolve("shutdown_timeout", 25*time.Second))
 	add(c.DedupeTTL.resolve("dedupe_ttl", 168*time.Hour))

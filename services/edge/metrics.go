@@ -14,14 +14,20 @@ const (
 	outcomeBadRequest   = "bad_request"
 	outcomeUnavailable  = "unavailable"
 	outcomeOverloaded   = "overloaded"
+	// outcomeReadingOverloaded: the reading budget was taken (429).
+	outcomeReadingOverloaded = "reading_overloaded"
+	// outcomeReadTimeout: the body did not arrive within body_read_timeout (408).
+	outcomeReadTimeout = "read_timeout"
 )
 
 type metrics struct {
-	requests    *prometheus.CounterVec
-	verifyFails *prometheus.CounterVec
-	publish     prometheus.Histogram
-	batch       prometheus.Histogram
-	inFlight    prometheus.Gauge
+	requests     *prometheus.CounterVec
+	verifyFails  *prometheus.CounterVec
+	publish      prometheus.Histogram
+	batch        prometheus.Histogram
+	inFlight     prometheus.Gauge
+	reading      prometheus.Gauge
+	readingBytes prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -46,9 +52,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "leadstream_edge_in_flight",
-			Help: "Webhook requests being handled now.",
+			Help: "Webhook requests being verified or committed to RAW now (at most max_in_flight).",
+		}),
+		reading: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "leadstream_edge_reading",
+			Help: "Webhook requests whose body is being read now.",
+		}),
+		readingBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "leadstream_edge_reading_bytes",
+			Help: "Bytes of the reading budget (max_reading_bytes) reserved by bodies being read now.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.verifyFails, m.publish, m.batch, m.inFlight)
+	reg.MustRegister(m.requests, m.verifyFails, m.publish, m.batch, m.inFlight, m.reading, m.readingBytes)
 	return m
 }

@@ -16,11 +16,15 @@ import (
 // after its PubAck), and stops the publisher. It returns nil after a clean
 // shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	const headerTimeout = 10 * time.Second
+	// A webhook's body has its own deadline (body_read_timeout, set by the
+	// handler); these are the backstops for the whole exchange.
+	body, publish := s.cfg.BodyReadTimeout.Duration, s.cfg.PublishTimeout.Duration
 	srv := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30*time.Second + s.cfg.PublishTimeout.Duration,
+		ReadHeaderTimeout: headerTimeout,
+		ReadTimeout:       headerTimeout + body,
+		WriteTimeout:      headerTimeout + body + publish + 5*time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(s.log.Named("http")),

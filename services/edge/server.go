@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/envelope"
@@ -47,14 +48,18 @@ type Options struct {
 
 // Server is the edge's HTTP handler.
 type Server struct {
-	cfg      *config.Config
-	js       jetstream.JetStream
-	log      *zap.Logger
-	sources  map[string]*source
-	pub      *Publisher
-	metrics  *metrics
-	inFlight atomic.Int64
-	mux      *http.ServeMux
+	cfg     *config.Config
+	js      jetstream.JetStream
+	log     *zap.Logger
+	sources map[string]*source
+	pub     *Publisher
+	metrics *metrics
+	// slots holds one token per request being verified or committed (max_in_flight).
+	slots chan struct{}
+	// reading is the byte budget of bodies being read (max_reading_bytes).
+	reading *semaphore.Weighted
+	readers atomic.Int64 // requests reading their body now
+	mux     *http.ServeMux
 }
 
 type source struct {
@@ -80,6 +85,8 @@ func New(o Options) (*Server, error) {
 		log:     o.Logger,
 		sources: map[string]*source{},
 		metrics: newMetrics(o.Registry),
+		slots:   make(chan struct{}, o.Config.MaxInFlight),
+		reading: semaphore.NewWeighted(o.Config.MaxReadingBytes),
 	}
 	for i := range o.Config.Sources {
 		sc := &o.Config.Sources[i]
@@ -142,59 +149,66 @@ type accepted struct {
 	Duplicate bool   `json:"duplicate"`
 }
 
+// hook takes a webhook in three steps, each with its own bound, so that a
+// client that cannot prove anything never holds what authentic requests need:
+// what the headers alone refuse is answered before the body is read; reading
+// the body takes a share of the reading budget (max_reading_bytes) for at
+// most body_read_timeout; only verification and the commit to RAW take an
+// in-flight slot (max_in_flight).
 func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
-	n := s.inFlight.Add(1)
-	s.metrics.inFlight.Set(float64(n))
-	defer func() { s.metrics.inFlight.Set(float64(s.inFlight.Add(-1))) }()
-
 	name := r.PathValue("source")
 	src, ok := s.sources[name]
 	if !ok || (r.PathValue("token") != "" && !src.token) {
 		// An unknown name is not a label value: anyone can make up names.
 		s.metrics.requests.WithLabelValues("", outcomeNotFound).Inc()
+		closeAfter(w)
 		writeError(w, http.StatusNotFound, "unknown source", "")
 		return
 	}
-	if n > int64(s.cfg.MaxInFlight) {
-		s.metrics.requests.WithLabelValues(name, outcomeOverloaded).Inc()
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusTooManyRequests, "overloaded", "")
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		s.reject(w, name, http.StatusRequestEntityTooLarge, outcomeTooLarge, fmt.Errorf("content length %d over limit %d", r.ContentLength, s.cfg.MaxBodyBytes))
 		return
 	}
-	body, status, err := readBody(w, r, s.cfg.MaxBodyBytes)
-	if err != nil {
-		outcome := outcomeBadRequest
-		if status == http.StatusRequestEntityTooLarge {
-			outcome = outcomeTooLarge
-		}
-		s.metrics.requests.WithLabelValues(name, outcome).Inc()
-		s.log.Info("webhook rejected", zap.String("source", name), zap.String("outcome", outcome), zap.Error(err))
-		writeError(w, status, http.StatusText(status), "")
-		return
-	}
-
 	req := &verify.Request{
 		Method:   r.Method,
 		Path:     r.RequestURI,
 		Header:   r.Header,
-		Body:     body,
 		RemoteIP: remoteIP(r),
 		Token:    r.PathValue("token"),
 	}
 	if src.cfg.PublicPath != "" {
 		req.Path = src.cfg.PublicPath
 	}
+	if err := src.verifier.Precheck(req); err != nil {
+		closeAfter(w)
+		s.unauthentic(w, name, err)
+		return
+	}
+
+	body, status, why, err := s.readBody(w, r)
+	if err != nil {
+		s.reject(w, name, status, why, err)
+		return
+	}
+	req.Body = body
+
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		s.metrics.requests.WithLabelValues(name, outcomeOverloaded).Inc()
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "overloaded", "")
+		return
+	}
+	s.metrics.inFlight.Inc()
+	defer func() {
+		<-s.slots
+		s.metrics.inFlight.Dec()
+	}()
+
 	res, err := src.verifier.Verify(req)
 	if err != nil {
-		reason := verify.Reason(err)
-		s.metrics.requests.WithLabelValues(name, outcomeUnauthorized).Inc()
-		s.metrics.verifyFails.WithLabelValues(name, reason).Inc()
-		s.log.Warn("webhook not authentic", zap.String("source", name), zap.String("reason", reason))
-		status := http.StatusUnauthorized
-		if errors.Is(err, verify.ErrForbiddenIP) {
-			status = http.StatusForbidden
-		}
-		writeError(w, status, "unauthorized", reason)
+		s.unauthentic(w, name, err)
 		return
 	}
 
@@ -237,20 +251,100 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, accepted{ID: raw.EventID, Duplicate: pub.Duplicate})
 }
 
-// readBody reads at most limit bytes, answering 413 above it.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int, error) {
-	if r.ContentLength > limit {
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("content length %d over limit %d", r.ContentLength, limit)
+// unauthentic answers a request that failed verification: 401, or 403 for an
+// address outside a token source's allow-list.
+func (s *Server) unauthentic(w http.ResponseWriter, name string, err error) {
+	reason := verify.Reason(err)
+	s.metrics.requests.WithLabelValues(name, outcomeUnauthorized).Inc()
+	s.metrics.verifyFails.WithLabelValues(name, reason).Inc()
+	s.log.Warn("webhook not authentic", zap.String("source", name), zap.String("reason", reason))
+	status := http.StatusUnauthorized
+	if errors.Is(err, verify.ErrForbiddenIP) {
+		status = http.StatusForbidden
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	writeError(w, status, "unauthorized", reason)
+}
+
+// reject answers a request refused for its shape or timing, not its
+// credentials. Its body may be unread, so the connection is not reused.
+func (s *Server) reject(w http.ResponseWriter, name string, status int, outcome string, err error) {
+	s.metrics.requests.WithLabelValues(name, outcome).Inc()
+	s.log.Info("webhook rejected", zap.String("source", name), zap.String("outcome", outcome), zap.Error(err))
+	closeAfter(w)
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeError(w, status, http.StatusText(status), "")
+}
+
+// closeAfter makes the answer close the connection as soon as it is sent.
+// Otherwise net/http would read what is left of an unread body before it
+// answers or closes, so a refusal would wait for the very client it refuses.
+// A read deadline in the past ends that read at once; the answer is written
+// all the same.
+func closeAfter(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
+// minReadingWeight is the least a body reserves of the reading budget, so
+// that requests with tiny or zero bodies are not free.
+const minReadingWeight = 512
+
+// readBody reads the body within the reading budget and body_read_timeout.
+// On failure it returns the status and outcome to answer with.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, string, error) {
+	weight := r.ContentLength
+	if weight < 0 { // chunked: it may be as large as allowed
+		weight = s.cfg.MaxBodyBytes
+	}
+	weight = max(weight, minReadingWeight)
+	if !s.reading.TryAcquire(weight) {
+		return nil, http.StatusTooManyRequests, outcomeReadingOverloaded, fmt.Errorf("reading budget of %d bytes is taken", s.cfg.MaxReadingBytes)
+	}
+	s.readers.Add(1)
+	s.metrics.readingBytes.Add(float64(weight))
+	s.metrics.reading.Inc()
+	defer func() {
+		s.reading.Release(weight)
+		s.readers.Add(-1)
+		s.metrics.readingBytes.Sub(float64(weight))
+		s.metrics.reading.Dec()
+	}()
+
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout.Duration)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return nil, http.StatusBadRequest, outcomeBadRequest, fmt.Errorf("setting the body deadline: %w", err)
+	}
+	body, err := readAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
+	// Once the body is in, net/http watches the connection for the client
+	// going away; a deadline passing during the commit must not look like it.
+	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("body over limit %d", limit)
+		var netErr net.Error
+		switch {
+		case errors.As(err, &tooLarge):
+			return nil, http.StatusRequestEntityTooLarge, outcomeTooLarge, fmt.Errorf("body over limit %d", s.cfg.MaxBodyBytes)
+		case errors.As(err, &netErr) && netErr.Timeout():
+			return nil, http.StatusRequestTimeout, outcomeReadTimeout, fmt.Errorf("body not received within %s", s.cfg.BodyReadTimeout.Duration)
 		}
-		return nil, http.StatusBadRequest, fmt.Errorf("reading body: %w", err)
+		return nil, http.StatusBadRequest, outcomeBadRequest, fmt.Errorf("reading body: %w", err)
 	}
-	return body, 0, nil
+	return body, 0, "", nil
+}
+
+// readAll reads a body of known length into a buffer of exactly that size,
+// so that memory matches what the reading budget reserved.
+func readAll(r io.Reader, length int64) ([]byte, error) {
+	if length < 0 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, length)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 func signatureHeaders(h http.Header) http.Header {

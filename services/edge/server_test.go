@@ -22,6 +22,7 @@ import (
 
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/envelope"
+	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/pkg/testvectors"
@@ -43,6 +44,13 @@ type harness struct {
 
 func newHarness(t *testing.T, ns *server.Server, mod func(*config.Config)) *harness {
 	t.Helper()
+	return newHarnessVia(t, ns.ClientURL(), mod)
+}
+
+// newHarnessVia connects the edge to NATS at url, which may be a proxy in
+// front of the server.
+func newHarnessVia(t *testing.T, url string, mod func(*config.Config)) *harness {
+	t.Helper()
 	vec := testvectors.Load(t)
 	cfg, err := config.Parse([]byte(vec.ConfigYAML()), vec.Dir)
 	if err != nil {
@@ -52,7 +60,11 @@ func newHarness(t *testing.T, ns *server.Server, mod func(*config.Config)) *harn
 	if mod != nil {
 		mod(cfg)
 	}
-	_, js := natstest.Connect(t, ns)
+	nc, js, err := natsconn.Connect(url, natsconn.Options{Name: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
 	if err := streams.Ensure(context.Background(), js, streams.RawConfig(cfg)); err != nil {
 		t.Fatal(err)
 	}
@@ -306,6 +318,7 @@ func TestStatuses(t *testing.T) {
 		{"too large chunked", func() answer {
 			req, _ := http.NewRequest(http.MethodPost, h.url+"/hooks/mp-api", io.MultiReader(bytes.NewReader(make([]byte, 5000))))
 			req.ContentLength = -1
+			req.Header.Set("X-Ecg-Signature", bidSig) // else refused before the body
 			return h.do(req)
 		}, 413, ""},
 		{"bearer token", func() answer { return h.post("/hooks/lokalebasen", enquiry, "Authorization", "Bearer "+token) }, 202, ""},
@@ -358,35 +371,57 @@ func mustPrefixes(t *testing.T, cidrs ...string) []netip.Prefix {
 	return out
 }
 
+// TestOverloaded: with JetStream frozen, a request committing holds the only
+// in-flight slot; the next authentic request gets 429 with Retry-After, the
+// gauge counts only the request that holds a slot, and once JetStream answers
+// again the first request is acknowledged.
 func TestOverloaded(t *testing.T) {
-	h := newHarness(t, natstest.RunServer(t), func(c *config.Config) { c.MaxInFlight = 1 })
-	v := vectorNamed(t, h.vec, "mpapi-bid-placed-ok")
-	// One request holds the only slot while its body trickles in.
-	pr, pw := io.Pipe()
+	ns := natstest.RunServer(t)
+	px := newProxy(t, ns.Addr().String())
+	h := newHarnessVia(t, px.url(), func(c *config.Config) {
+		c.MaxInFlight = 1
+		c.PublishTimeout = config.Dur(30 * time.Second)
+	})
 	first := make(chan answer, 1)
-	go func() {
-		req, _ := http.NewRequest(http.MethodPost, h.url+"/hooks/mp-api", pr)
-		req.Header.Set("X-Ecg-Signature", v.Headers["X-Ecg-Signature"])
-		first <- h.do(req)
-	}()
-	if _, err := pw.Write(v.Body()[:10]); err != nil {
-		t.Fatal(err)
-	}
-	natstest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if n := h.edge.inFlight.Load(); n != 1 {
+	px.freeze()
+	go func() { first <- h.send(vectorNamed(t, h.vec, "mpapi-bid-placed-ok")) }()
+	natstest.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if n := len(h.edge.slots); n != 1 {
 			return fmt.Errorf("in flight %d", n)
 		}
 		return nil
 	})
-	a := h.send(v)
+	a := h.send(vectorNamed(t, h.vec, "offerte-lead-sold-ok"))
 	if a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") == "" {
 		t.Fatalf("second request: %d Retry-After %q, want 429 with Retry-After", a.status, a.header.Get("Retry-After"))
 	}
-	_, _ = pw.Write(v.Body()[10:])
-	pw.Close()
-	if a := <-first; a.status != http.StatusAccepted {
-		t.Fatalf("first request: %d, want 202", a.status)
+	m := h.metrics()
+	for _, want := range []string{
+		`leadstream_edge_in_flight 1`,
+		`leadstream_edge_requests_total{outcome="overloaded",source="offerte"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
+	px.thaw()
+	if a := <-first; a.status != http.StatusAccepted {
+		t.Fatalf("first request: %d %s, want 202", a.status, a.rawPayload)
+	}
+	if m := h.metrics(); !strings.Contains(m, "leadstream_edge_in_flight 0") {
+		t.Errorf("in-flight gauge not back to 0")
+	}
+}
+
+func (h *harness) metrics() string {
+	h.t.Helper()
+	resp, err := http.Get(h.url + "/metrics")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // TestGracefulShutdown: a request in flight when shutdown starts is still
@@ -404,8 +439,8 @@ func TestGracefulShutdown(t *testing.T) {
 	}()
 	_, _ = pw.Write(v.Body()[:5])
 	natstest.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if h.edge.inFlight.Load() != 1 {
-			return fmt.Errorf("request not in flight yet")
+		if h.edge.readers.Load() != 1 {
+			return fmt.Errorf("request not reading its body yet")
 		}
 		return nil
 	})

@@ -87,64 +87,87 @@ func NewCavage(keys map[string]*rsa.PublicKey, maxSkew time.Duration, now func()
 // signature or digest header), ErrMalformed, ErrUnknownKey, ErrDigestMismatch, ErrClockSkew or
 // ErrBadSignature.
 func (c *Cavage) Verify(r *Request) (Result, error) {
-	raw := headerValue(r.Header, "Signature")
-	if raw == "" {
-		return Result{}, fmt.Errorf("%w: no signature header", ErrMissingSignature)
-	}
-	sig, err := ParseSignature(raw)
+	h, err := c.headers(r)
 	if err != nil {
 		return Result{}, err
 	}
+	actual := sha256.Sum256(r.Body)
+	if subtle.ConstantTimeCompare(h.digest, actual[:]) != 1 {
+		return Result{}, fmt.Errorf("%w: SHA-256 of the body differs from the digest header", ErrDigestMismatch)
+	}
+	hashed := sha256.Sum256(h.signingString)
+	if err := rsa.VerifyPKCS1v15(h.key, crypto.SHA256, hashed[:], h.sig.Signature); err != nil {
+		return Result{}, fmt.Errorf("%w: RSA signature does not verify with keyId %q", ErrBadSignature, clip(h.sig.KeyID))
+	}
+	return Result{KeyID: h.sig.KeyID}, nil
+}
+
+// Precheck runs every check of Verify that needs no body: parsing, algorithm, signed headers,
+// keyId, digest syntax, clock and the signing string. The RSA operation is left to Verify, which
+// needs the digest compared first and would otherwise pay for it twice.
+func (c *Cavage) Precheck(r *Request) error {
+	_, err := c.headers(r)
+	return err
+}
+
+// checkedHeaders is what the header checks found, for Verify to finish with the body.
+type checkedHeaders struct {
+	sig           Signature
+	key           *rsa.PublicKey
+	digest        []byte
+	signingString []byte
+}
+
+func (c *Cavage) headers(r *Request) (checkedHeaders, error) {
+	raw := headerValue(r.Header, "Signature")
+	if raw == "" {
+		return checkedHeaders{}, fmt.Errorf("%w: no signature header", ErrMissingSignature)
+	}
+	sig, err := ParseSignature(raw)
+	if err != nil {
+		return checkedHeaders{}, err
+	}
 	if !acceptedAlgorithm(sig.Algorithm) {
-		return Result{}, fmt.Errorf("%w: algorithm %q is not accepted (want RSA with SHA-256)", ErrMalformed, clip(sig.Algorithm))
+		return checkedHeaders{}, fmt.Errorf("%w: algorithm %q is not accepted (want RSA with SHA-256)", ErrMalformed, clip(sig.Algorithm))
 	}
 	for _, need := range requiredHeaders {
 		if !slices.Contains(sig.Headers, need) {
-			return Result{}, fmt.Errorf("%w: signed headers do not include %s", ErrMalformed, need)
+			return checkedHeaders{}, fmt.Errorf("%w: signed headers do not include %s", ErrMalformed, need)
 		}
 	}
 	if !sig.HasCreated {
-		return Result{}, fmt.Errorf("%w: (created) is signed but the created parameter is missing", ErrMalformed)
+		return checkedHeaders{}, fmt.Errorf("%w: (created) is signed but the created parameter is missing", ErrMalformed)
 	}
 	key := c.keys[sig.KeyID]
 	if key == nil {
-		return Result{}, fmt.Errorf("%w: keyId %q", ErrUnknownKey, clip(sig.KeyID))
+		return checkedHeaders{}, fmt.Errorf("%w: keyId %q", ErrUnknownKey, clip(sig.KeyID))
 	}
 
 	digest := headerValue(r.Header, "Digest")
 	if digest == "" {
-		return Result{}, fmt.Errorf("%w: no digest header", ErrMissingSignature)
+		return checkedHeaders{}, fmt.Errorf("%w: no digest header", ErrMissingSignature)
 	}
 	claimed, err := ParseDigest(digest)
 	if err != nil {
-		return Result{}, err
+		return checkedHeaders{}, err
 	}
 
 	// The clock before the body hash: a flood of replays then costs no pass over the bodies.
 	now := c.now().Unix()
 	switch {
 	case sig.Created < now-c.maxSkew:
-		return Result{}, fmt.Errorf("%w: created %d is %ds before now", ErrClockSkew, sig.Created, now-sig.Created)
+		return checkedHeaders{}, fmt.Errorf("%w: created %d is %ds before now", ErrClockSkew, sig.Created, now-sig.Created)
 	case sig.Created > now+c.maxSkew:
-		return Result{}, fmt.Errorf("%w: created %d is %ds after now", ErrClockSkew, sig.Created, sig.Created-now)
+		return checkedHeaders{}, fmt.Errorf("%w: created %d is %ds after now", ErrClockSkew, sig.Created, sig.Created-now)
 	case sig.HasExpires && now > sig.Expires:
-		return Result{}, fmt.Errorf("%w: signature expired %ds ago", ErrClockSkew, now-sig.Expires)
-	}
-
-	actual := sha256.Sum256(r.Body)
-	if subtle.ConstantTimeCompare(claimed, actual[:]) != 1 {
-		return Result{}, fmt.Errorf("%w: SHA-256 of the body differs from the digest header", ErrDigestMismatch)
+		return checkedHeaders{}, fmt.Errorf("%w: signature expired %ds ago", ErrClockSkew, now-sig.Expires)
 	}
 
 	msg, err := signingString(&sig, r.Method, r.Path, r.Header)
 	if err != nil {
-		return Result{}, err
+		return checkedHeaders{}, err
 	}
-	hashed := sha256.Sum256(msg)
-	if err := rsa.VerifyPKCS1v15(key, crypto.SHA256, hashed[:], sig.Signature); err != nil {
-		return Result{}, fmt.Errorf("%w: RSA signature does not verify with keyId %q", ErrBadSignature, clip(sig.KeyID))
-	}
-	return Result{KeyID: sig.KeyID}, nil
+	return checkedHeaders{sig: sig, key: key, digest: claimed, signingString: msg}, nil
 }
 
 // acceptedAlgorithm reports whether the algorithm parameter is compatible with RSA PKCS#1 v1.5

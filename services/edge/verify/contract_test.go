@@ -27,6 +27,9 @@ type subject struct {
 	rotatedOut error
 	// bindsBody is false for verifiers that authenticate the sender but not the body.
 	bindsBody bool
+	// credentialInHeaders is true when the headers alone name the credential used (a keyId, a
+	// token), so that Precheck can refuse one that is not configured.
+	credentialInHeaders bool
 	// secrets is text that must never appear in an error.
 	secrets []string
 }
@@ -61,9 +64,10 @@ func contractSubjects(tb testing.TB) []subject {
 			"signature header": func(r *Request) { r.Header.Del("Signature") },
 			"digest header":    func(r *Request) { r.Header.Del("Digest") },
 		},
-		keyID:      func(cred, _ int) string { return names[cred] },
-		rotatedOut: ErrUnknownKey,
-		bindsBody:  true,
+		keyID:               func(cred, _ int) string { return names[cred] },
+		rotatedOut:          ErrUnknownKey,
+		bindsBody:           true,
+		credentialInHeaders: true,
 	}
 
 	hmacSubject := func(name, header string, secrets []string) subject {
@@ -111,10 +115,11 @@ func contractSubjects(tb testing.TB) []subject {
 			strips: map[string]func(*Request){
 				"token": func(r *Request) { r.Token = ""; r.Header.Del("Authorization") },
 			},
-			keyID:      func(_, pos int) string { return "token#" + strconv.Itoa(pos) },
-			rotatedOut: ErrBadToken,
-			bindsBody:  false,
-			secrets:    tokens,
+			keyID:               func(_, pos int) string { return "token#" + strconv.Itoa(pos) },
+			rotatedOut:          ErrBadToken,
+			bindsBody:           false,
+			credentialInHeaders: true,
+			secrets:             tokens,
 		}
 	}
 
@@ -227,6 +232,54 @@ func runContract(t *testing.T, s subject) {
 					t.Errorf("configured %v, credential %d: key id %q, want %q", order, cred, res.KeyID, want)
 				}
 			}
+		}
+	})
+
+	// Precheck sees no body. It must pass what Verify would accept, and what it refuses Verify
+	// must refuse with the same reason, so the edge may answer a Precheck error before reading.
+	t.Run("precheck agrees with verify", func(t *testing.T) {
+		v := s.configure(t, 0, 1)
+		type probe struct {
+			name string
+			r    *Request
+		}
+		probes := []probe{
+			{"valid", s.request(t, 0, contractBody)},
+			{"second credential", s.request(t, 1, contractBody)},
+			{"rotated-out credential", s.request(t, 2, contractBody)},
+		}
+		for name, strip := range s.strips {
+			r := s.request(t, 0, contractBody)
+			strip(r)
+			probes = append(probes, probe{"without " + name, r})
+		}
+		flipped := s.request(t, 0, contractBody)
+		flipped.Body = append([]byte(nil), contractBody...)
+		flipped.Body[3] ^= 0x01
+		probes = append(probes, probe{"flipped body byte", flipped})
+		for _, p := range probes {
+			perr := v.Precheck(&Request{Method: p.r.Method, Path: p.r.Path, Header: p.r.Header, RemoteIP: p.r.RemoteIP, Token: p.r.Token})
+			_, verr := v.Verify(p.r)
+			switch {
+			case verr == nil && perr != nil:
+				t.Errorf("%s: Verify accepts, Precheck refuses: %v", p.name, perr)
+			case perr != nil:
+				rejected(t, perr, nil)
+				if Reason(perr) != Reason(verr) {
+					t.Errorf("%s: Precheck reason %s, Verify reason %s", p.name, Reason(perr), Reason(verr))
+				}
+			}
+		}
+		for _, strip := range s.strips {
+			r := s.request(t, 0, nil)
+			strip(r)
+			rejected(t, v.Precheck(r), ErrMissingSignature)
+		}
+		if err := v.Precheck(s.request(t, 2, nil)); s.credentialInHeaders && err == nil {
+			t.Error("Precheck accepts a credential that is not configured, though headers alone tell")
+		}
+		if err := v.Precheck(s.request(t, 0, nil)); err != nil {
+			t.Errorf("valid headers without a body: %v", err)
 		}
 	})
 

@@ -41,16 +41,9 @@ func NewHMAC(header string, secrets [][]byte) *HMAC {
 // value that is not exactly 64 hex digits - refused before any MAC is computed, since it cannot be
 // an HMAC-SHA256) or ErrBadSignature (no secret produces it).
 func (v *HMAC) Verify(r *Request) (Result, error) {
-	vals := r.Header.Values(v.header)
-	if len(vals) == 0 || (len(vals) == 1 && strings.Trim(vals[0], " \t") == "") {
-		return Result{}, fmt.Errorf("%w: no %s header", ErrMissingSignature, v.header)
-	}
-	if len(vals) > 1 {
-		return Result{}, fmt.Errorf("%w: %s header given %d times", ErrMalformed, v.header, len(vals))
-	}
 	var claimed [sha256.Size]byte
-	if !decodeHex32(&claimed, strings.Trim(vals[0], " \t")) {
-		return Result{}, fmt.Errorf("%w: %s is not 64 hex digits", ErrMalformed, v.header)
+	if err := v.claimed(&claimed, r); err != nil {
+		return Result{}, err
 	}
 	match := -1
 	var sum [sha256.Size]byte
@@ -68,6 +61,28 @@ func (v *HMAC) Verify(r *Request) (Result, error) {
 		return Result{}, fmt.Errorf("%w: %s does not match any configured secret", ErrBadSignature, v.header)
 	}
 	return Result{KeyID: v.ids[match]}, nil
+}
+
+// Precheck checks the MAC header without the body: present once and 64 hex digits. The error
+// wraps ErrMissingSignature or ErrMalformed, as Verify's would.
+func (v *HMAC) Precheck(r *Request) error {
+	var claimed [sha256.Size]byte
+	return v.claimed(&claimed, r)
+}
+
+// claimed decodes the MAC the request claims into dst.
+func (v *HMAC) claimed(dst *[sha256.Size]byte, r *Request) error {
+	vals := r.Header.Values(v.header)
+	if len(vals) == 0 || (len(vals) == 1 && strings.Trim(vals[0], " \t") == "") {
+		return fmt.Errorf("%w: no %s header", ErrMissingSignature, v.header)
+	}
+	if len(vals) > 1 {
+		return fmt.Errorf("%w: %s header given %d times", ErrMalformed, v.header, len(vals))
+	}
+	if !decodeHex32(dst, strings.Trim(vals[0], " \t")) {
+		return fmt.Errorf("%w: %s is not 64 hex digits", ErrMalformed, v.header)
+	}
+	return nil
 }
 
 // decodeHex32 decodes exactly 64 hex digits of either case into dst without allocating.

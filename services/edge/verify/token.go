@@ -66,6 +66,13 @@ func (t *Token) Verify(r *Request) (Result, error) {
 	return Result{KeyID: t.ids[match]}, nil
 }
 
+// Precheck is Verify without the result: a token does not bind the body, so everything Verify
+// checks is known before the body arrives.
+func (t *Token) Precheck(r *Request) error {
+	_, err := t.Verify(r)
+	return err
+}
+
 // allowed unmaps IPv4-mapped IPv6 addresses, which a dual-stack listener reports for IPv4 peers,
 // so that IPv4 prefixes match them.
 func (t *Token) allowed(ip netip.Addr) bool {

@@ -136,12 +136,25 @@ var vectorReasons = map[string]error{
 	"lokalebasen-no-token":              ErrMissingSignature,
 }
 
+// headerReasons are the reasons Precheck finds without the body.
+var headerReasons = map[error]bool{ErrUnknownKey: true, ErrClockSkew: true, ErrMissingSignature: true, ErrBadToken: true}
+
 func TestVectors(t *testing.T) {
 	vf := loadVectors(t)
 	var accepted, rejected int
 	for _, v := range vf.Vectors {
 		t.Run(v.Name, func(t *testing.T) {
-			res, err := verifierFor(t, vf, v).Verify(requestFor(t, v))
+			verifier, req := verifierFor(t, vf, v), requestFor(t, v)
+			res, err := verifier.Verify(req)
+			headersOnly := *req
+			headersOnly.Body = nil
+			perr := verifier.Precheck(&headersOnly)
+			if perr != nil && Reason(perr) != Reason(err) {
+				t.Errorf("Precheck refuses with %v, Verify with %v", perr, err)
+			}
+			if want := vectorReasons[v.Name]; perr == nil && headerReasons[want] {
+				t.Errorf("Precheck passes what headers alone refuse (%v)", want)
+			}
 			switch v.WantStatus {
 			case http.StatusAccepted:
 				if err != nil {

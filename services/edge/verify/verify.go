@@ -39,7 +39,14 @@ type Result struct {
 // request; otherwise the error wraps one of the sentinel errors of this package (ErrMissingSignature,
 // ErrMalformed, ErrDigestMismatch, ErrUnknownKey, ErrBadSignature, ErrClockSkew, ErrBadToken,
 // ErrForbiddenIP).
+//
+// Precheck looks only at what arrives before the body (method, path, headers, remote address,
+// token) and ignores Request.Body, so the edge can refuse a request that no body could make
+// authentic before it spends time and memory reading one. It returns nil when Verify may still
+// accept the request. What Precheck refuses, Verify refuses too, whatever the body, with an error
+// of the same Reason; so an error of Precheck may be answered exactly as one of Verify.
 type Verifier interface {
+	Precheck(r *Request) error
 	Verify(r *Request) (Result, error)
 }
 
