@@ -1,18 +1,56 @@
 package normalizer
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/leadstream/leadstream/pkg/dlq"
 	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/eventid"
 	"github.com/leadstream/leadstream/pkg/natskey"
+	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/pkg/streams"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 )
+
+// letter waits for the one normalize-stage dead letter of kind.
+func (f *fixture) letter(kind string) *dlq.Letter {
+	f.t.Helper()
+	var letters []*dlq.Letter
+	natstest.CheckFor(f.t, 20*time.Second, 20*time.Millisecond, func() (err error) {
+		letters, err = dlq.List(context.Background(), f.js, dlq.Filter{Stage: dlq.StageNormalize, Name: kind})
+		if err == nil && len(letters) != 1 {
+			err = fmt.Errorf("%d dead letters of %s", len(letters), kind)
+		}
+		return err
+	})
+	return letters[0]
+}
+
+// settled waits until kind's consumer has nothing pending or unacked.
+func (f *fixture) settled(kind string) {
+	f.t.Helper()
+	natstest.CheckFor(f.t, 20*time.Second, 20*time.Millisecond, func() error {
+		c, err := f.js.PushConsumer(context.Background(), streams.RAW, Durable(kind))
+		if err != nil {
+			return err
+		}
+		info, err := c.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.NumPending+uint64(info.NumAckPending) != 0 {
+			return fmt.Errorf("consumer %s: %d pending, %d unacked", kind, info.NumPending, info.NumAckPending)
+		}
+		return nil
+	})
+}
 
 // TestLongIDs: a lead and a chat message whose conversationId and ids are
 // 3,000 bytes (once enough to close the shared NATS connection for good)
@@ -89,4 +127,30 @@ func FuzzDedupeKey(f *testing.F) {
 			t.Fatalf("dedupeKey(%q, %q): %v", source, id, err)
 		}
 	})
+}
+
+// TestKindMismatch: a Marktplaats LMS lead signed with the chat message key
+// (and a chat message with the lead key) is dead-lettered as kind_mismatch
+// instead of becoming an empty event of the other type.
+func TestKindMismatch(t *testing.T) {
+	f := newFixture(t, nil)
+	f.start(envelope.KindLead, envelope.KindChat)
+	lead := rawOf(t, samples[0], "")
+	lead.Kind, lead.KeyID = envelope.KindChat, "chatMessagePushKey"
+	chat := rawOf(t, samples[1], "")
+	chat.Kind, chat.KeyID = envelope.KindLead, "leadDeliveryKey"
+	f.publishRaw(lead, "")
+	f.publishRaw(chat, "")
+	for _, c := range []struct {
+		kind string
+		raw  *envelope.Raw
+	}{{envelope.KindChat, lead}, {envelope.KindLead, chat}} {
+		l := f.letter(c.kind)
+		if l.Reason != "kind_mismatch" || string(l.Body) != string(c.raw.Body) || l.Header.Get(envelope.HdrEventID) != c.raw.EventID {
+			t.Errorf("%s: dead letter %+v", c.kind, l)
+		}
+	}
+	if n := f.count(streams.EVENTS); n != 0 {
+		t.Fatalf("EVENTS holds %d events, want none", n)
+	}
 }

@@ -51,12 +51,20 @@ var (
 	// ordering is missing: a lead without lead id, a transaction without
 	// transactionId, a chat message without conversationId, ...
 	ErrMissingField = errors.New("missing field")
+	// ErrKindMismatch means the payload is of another kind than the
+	// credential that signed it says: a Marktplaats LMS lead signed with
+	// the chat message key, or a chat message with the lead delivery key.
+	// Mapped by the key, it would become an empty event of the wrong type.
+	ErrKindMismatch = errors.New("payload kind does not match its signing key")
 )
 
 // Reason returns the dead-letter label of an error from Map:
-// "unparseable", "unsupported_type", "missing_field", or "unknown".
+// "unparseable", "unsupported_type", "missing_field", "kind_mismatch", or
+// "unknown".
 func Reason(err error) string {
 	switch {
+	case errors.Is(err, ErrKindMismatch):
+		return "kind_mismatch"
 	case errors.Is(err, ErrUnparseable):
 		return "unparseable"
 	case errors.Is(err, ErrUnsupportedType):
@@ -94,7 +102,7 @@ var mappers = map[string]mapper{
 // provider event id) when unset; a missing provider event id is the body's
 // eventid.BodyID, as the edge would have chosen. The rest comes from the
 // provider's payload. Errors wrap exactly one of ErrUnparseable,
-// ErrUnsupportedType and ErrMissingField.
+// ErrUnsupportedType, ErrMissingField and ErrKindMismatch.
 func Map(raw *envelope.Raw, ref *leadstreamv1.RawRef) (*leadstreamv1.Event, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("%w: no RAW envelope", ErrUnparseable)

@@ -357,6 +357,7 @@ func TestReason(t *testing.T) {
 		{ErrUnparseable, "unparseable"},
 		{ErrUnsupportedType, "unsupported_type"},
 		{ErrMissingField, "missing_field"},
+		{ErrKindMismatch, "kind_mismatch"},
 		{errors.Join(errors.New("context"), ErrMissingField), "missing_field"},
 		{errors.New("other"), "unknown"},
 		{nil, "unknown"},
@@ -478,7 +479,7 @@ func checkResult(t *testing.T, raw *envelope.Raw, ev *leadstreamv1.Event, err er
 			t.Fatalf("Map returned an event and error %v", err)
 		}
 		n := 0
-		for _, s := range []error{ErrUnparseable, ErrUnsupportedType, ErrMissingField} {
+		for _, s := range []error{ErrUnparseable, ErrUnsupportedType, ErrMissingField, ErrKindMismatch} {
 			if errors.Is(err, s) {
 				n++
 			}

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/leadstream/leadstream/pkg/config"
@@ -99,7 +100,15 @@ func mapMarktplaatsLMS(raw *envelope.Raw, ev *leadstreamv1.Event) error {
 	}
 }
 
+// A body of the other webhook has the other one's id and not its own: the
+// edge stored it under the kind of the key that signed it, and mapped as
+// that kind it would be an event without content. Bodies with both ids
+// (or neither) are taken as the key says.
+
 func (p *lmsPayload) lead(ev *leadstreamv1.Event) error {
+	if p.LeadID.str() == "" && p.MessageID.str() != "" {
+		return fmt.Errorf("%w: %s chat message (messageId, no leadId) stored as a lead", ErrKindMismatch, lms)
+	}
 	leadID := first(p.LeadID, p.ID)
 	if leadID == "" {
 		return missing(lms, "lead", "leadId")
@@ -148,6 +157,9 @@ func (p *lmsPayload) lead(ev *leadstreamv1.Event) error {
 }
 
 func (p *lmsPayload) chat(ev *leadstreamv1.Event) error {
+	if p.MessageID.str() == "" && p.LeadID.str() != "" {
+		return fmt.Errorf("%w: %s lead (leadId, no messageId) stored as a chat message", ErrKindMismatch, lms)
+	}
 	conv := p.ConversationID.str()
 	if conv == "" {
 		return missing(lms, "chat message", "conversationId")

@@ -88,6 +88,28 @@ func TestMarktplaatsLMS(t *testing.T) {
 			},
 		},
 		{
+			name:   "lead body signed with the chat key",
+			kind:   "chat",
+			body:   `{"leadId": "L-1", "conversationId": "c-1", "buyer": {"name": "Jan de Vries"}, "message": "Is deze auto nog beschikbaar?"}`,
+			reason: "kind_mismatch",
+		},
+		{
+			name:   "chat body signed with the lead key",
+			kind:   "lead",
+			body:   `{"messageId": "m-1", "id": "m-1", "conversationId": "c-1", "text": "Kan ik zaterdag om 10 uur langskomen?"}`,
+			reason: "kind_mismatch",
+		},
+		{
+			name: "both ids: the key decides",
+			kind: "chat",
+			body: `{"leadId": "L-1", "messageId": "m-1", "conversationId": "c-1"}`,
+			check: func(t *testing.T, ev *leadstreamv1.Event) {
+				if ev.Type != "chat.message" || ev.GetChatMessage().GetMessageId() != "m-1" {
+					t.Errorf("type %q, data %v", ev.Type, ev.GetChatMessage())
+				}
+			},
+		},
+		{
 			name:   "kind unknown",
 			kind:   "unknown",
 			body:   `{"something": "else"}`,
