@@ -14,6 +14,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -181,7 +182,16 @@ func (s *Service) Process(ctx context.Context, raw *envelope.Raw, ref *leadstrea
 	if err != nil {
 		return 0, &deadLetter{reason: "unmarshalable", err: fmt.Errorf("encoding event: %w", err)}
 	}
-	ack, err := s.js.PublishMsg(ctx, eventMsg(subject, ev, data))
+	msg := eventMsg(subject, ev, data)
+	if err := s.fits(msg); err != nil {
+		return 0, &deadLetter{reason: "too_large", err: err}
+	}
+	ack, err := s.js.PublishMsg(ctx, msg)
+	if tooLarge(err) {
+		// EVENTS' max_msg_size, or a server with a smaller max_payload
+		// since the reconnect before this publish.
+		return 0, &deadLetter{reason: "too_large", err: fmt.Errorf("publishing event: %w", err)}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("publishing event: %w", err)
 	}
@@ -215,6 +225,27 @@ func dedupeKey(source, eventID string) string {
 	}
 	sum := sha256.Sum256([]byte(source + "\x00" + eventID))
 	return "=" + hex.EncodeToString(sum[:])
+}
+
+// fits returns an error when msg is larger than the NATS server's
+// max_payload (which nats.go would refuse to send). An event carries the
+// RAW body and its typed data, about twice the body, so a body that fit in
+// RAW may not fit here, and no retry would change that. A max_msg_size of
+// EVENTS' own is the server's to check: tooLarge recognises its refusal.
+func (s *Service) fits(msg *nats.Msg) error {
+	size := msg.Size() - len(msg.Subject) - len(msg.Reply) // headers and data, as max_payload counts
+	if limit := int(s.js.Conn().MaxPayload()); limit > 0 && size > limit {
+		return fmt.Errorf("event of %d bytes exceeds the NATS server's max_payload of %d", size, limit)
+	}
+	return nil
+}
+
+// tooLarge reports a publish refused for its size, by nats.go (the
+// server's max_payload) or by the stream (its max_msg_size).
+func tooLarge(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, nats.ErrMaxPayload) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
 }
 
 func (s *Service) remember(ctx context.Context, key string, seq uint64) error {

@@ -96,6 +96,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, mod func(*config.Config)) *fixture {
 	t.Helper()
+	return newFixtureOn(t, natstest.RunServer(t), mod)
+}
+
+// newFixtureOn is newFixture on a server of the test's own.
+func newFixtureOn(t *testing.T, ns *server.Server, mod func(*config.Config)) *fixture {
+	t.Helper()
 	vec := testvectors.Load(t)
 	cfg, err := config.Parse([]byte(vec.ConfigYAML()+`
 normalizer: {ack_wait: 5s, handler_timeout: 2s, retries: 1}
@@ -106,7 +112,6 @@ normalizer: {ack_wait: 5s, handler_timeout: 2s, retries: 1}
 	if mod != nil {
 		mod(cfg)
 	}
-	ns := natstest.RunServer(t)
 	_, js := natstest.Connect(t, ns)
 	if err := streams.Ensure(context.Background(), js, streams.RawConfig(cfg)); err != nil {
 		t.Fatal(err)

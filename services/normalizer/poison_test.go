@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/dlq"
 	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/eventid"
@@ -153,4 +156,66 @@ func TestKindMismatch(t *testing.T) {
 	if n := f.count(streams.EVENTS); n != 0 {
 		t.Fatalf("EVENTS holds %d events, want none", n)
 	}
+}
+
+// runSmallServer runs a JetStream server whose max_payload is maxPayload.
+func runSmallServer(t *testing.T, maxPayload int32) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true, MaxPayload: maxPayload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns
+}
+
+// TestTooLarge: a lead that fit in RAW but whose event (body plus typed
+// data, about twice the body) exceeds the server's max_payload goes to DLQ
+// as too_large, with the RAW body, at once and not after retries; the
+// consumer moves on.
+func TestTooLarge(t *testing.T) {
+	const maxPayload = 64 << 10
+	ns := runSmallServer(t, maxPayload)
+	f := newFixtureOn(t, ns, func(c *config.Config) { c.MaxBodyBytes = 48 << 10 })
+	s := f.start(envelope.KindLead)
+	var published atomic.Int32
+	s.afterPublish = func(string) error { published.Add(1); return nil }
+	big := rawOf(t, samples[0], "-big")
+	big.Body = []byte(`{"leadId": "L-big", "conversationId": "c-big", "message": "` + strings.Repeat("m", 40<<10) + `"}`)
+	f.publishRaw(big, "")
+	l := f.letter(envelope.KindLead)
+	if l.Reason != "too_large" || string(l.Body) != string(big.Body) || !strings.Contains(l.Error, "max_payload") || l.Attempts != 1 {
+		t.Fatalf("dead letter: reason %q, error %q, attempts %d, body %d bytes", l.Reason, l.Error, l.Attempts, len(l.Body))
+	}
+	f.publishRaw(rawOf(t, samples[0], ""), "")
+	f.waitCount(streams.EVENTS, 1)
+	f.settled(envelope.KindLead)
+	if n := published.Load(); n != 1 {
+		t.Fatalf("%d publishes to EVENTS, want 1", n)
+	}
+}
+
+// TestTooLargeForEvents: a limit of EVENTS' own (max_msg_size, set by an
+// operator) is met the same way: the stream refuses the event, and it is
+// dead-lettered as too_large instead of retried.
+func TestTooLargeForEvents(t *testing.T) {
+	f := newFixture(t, nil)
+	f.start(envelope.KindLead)
+	ec := streams.EventsConfig(f.cfg)
+	ec.MaxMsgSize = 1 << 10 // less than the sample lead's body and typed data
+	if _, err := f.js.UpdateStream(context.Background(), ec); err != nil {
+		t.Fatal(err)
+	}
+	lead := rawOf(t, samples[0], "")
+	f.publishRaw(lead, "")
+	l := f.letter(envelope.KindLead)
+	if l.Reason != "too_large" || string(l.Body) != string(lead.Body) || l.Attempts != 1 {
+		t.Fatalf("dead letter: reason %q, error %q, attempts %d", l.Reason, l.Error, l.Attempts)
+	}
+	f.settled(envelope.KindLead)
 }
