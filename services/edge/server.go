@@ -66,6 +66,9 @@ type source struct {
 	cfg      *config.Source
 	verifier verify.Verifier
 	token    bool // URLs may carry the token as a last segment
+	// sigHeaders are the request headers this source's verifier checks:
+	// the only ones copied into RAW, so their size is bounded by the checks.
+	sigHeaders []string
 }
 
 // New builds the edge from o. Close releases it.
@@ -115,10 +118,13 @@ func newSource(sc *config.Source, now func() time.Time) (*source, error) {
 	switch sc.Provider {
 	case config.ProviderMarktplaatsLMS:
 		src.verifier = verify.NewCavage(sc.Keys, sc.MaxClockSkew.Duration, now)
+		src.sigHeaders = []string{"Digest", "Signature"}
 	case config.ProviderMarktplaatsAPI:
 		src.verifier = verify.NewHMAC("X-Ecg-Signature", byteSlices(sc.Secrets))
+		src.sigHeaders = []string{"X-Ecg-Signature"}
 	case config.ProviderOfferteAdviseur:
 		src.verifier = verify.NewHMAC("X-Offerte-Adviseur-Signature", byteSlices(sc.Secrets))
+		src.sigHeaders = []string{"X-Offerte-Adviseur-Signature"}
 	case config.ProviderLokalebasen:
 		src.verifier = verify.NewToken(sc.AllTokens(), sc.Allow)
 		src.token = true
@@ -176,7 +182,13 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		RemoteIP: remoteIP(r),
 		Token:    r.PathValue("token"),
 	}
-	if src.cfg.PublicPath != "" {
+	switch {
+	case src.token:
+		// The token is the credential: it must not be kept with the body
+		// (RAW holds requests for 30 days, DLQ letters copy them), and a
+		// token source signs no path that a replay would need.
+		req.Path = "/hooks/" + name
+	case src.cfg.PublicPath != "":
 		req.Path = src.cfg.PublicPath
 	}
 	if err := src.verifier.Precheck(req); err != nil {
@@ -225,7 +237,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		Path:            req.Path,
 		KeyID:           res.KeyID,
 		ContentType:     r.Header.Get("Content-Type"),
-		Signature:       signatureHeaders(r.Header),
+		Signature:       signatureHeaders(r.Header, src.sigHeaders),
 		Body:            body,
 	}
 	start := time.Now()
@@ -347,9 +359,9 @@ func readAll(r io.Reader, length int64) ([]byte, error) {
 	return b, nil
 }
 
-func signatureHeaders(h http.Header) http.Header {
-	out := make(http.Header, 2)
-	for _, k := range envelope.SignatureHeaders {
+func signatureHeaders(h http.Header, names []string) http.Header {
+	out := make(http.Header, len(names))
+	for _, k := range names {
 		if v := h.Get(k); v != "" {
 			out[k] = []string{v}
 		}

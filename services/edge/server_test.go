@@ -587,3 +587,65 @@ func TestPublicPath(t *testing.T) {
 		t.Fatalf("signed for the internal path: %d, want 401", a.status)
 	}
 }
+
+// TestRawHoldsNoToken: a Lokalebasen token, in the path, a query or a bearer
+// header, is kept nowhere in RAW: the envelope's path is the source's route,
+// and only the headers the source's verifier checks are copied.
+func TestRawHoldsNoToken(t *testing.T) {
+	h := newHarness(t, natstest.RunServer(t), nil)
+	tok := h.vec.Secrets.LokalebasenToken
+	enquiry := func(id string) []byte { return []byte(`{"type":"enquiry_created","id":"` + id + `"}`) }
+	for i, c := range []struct {
+		path    string
+		headers []string
+	}{
+		{"/hooks/lokalebasen/" + tok, nil},
+		{"/hooks/lokalebasen/" + tok + "?token=" + tok + "&x=1", nil},
+		{"/hooks/lokalebasen", []string{"Authorization", "Bearer " + tok}},
+		{"/hooks/lokalebasen?access_token=" + tok, []string{"Authorization", "Bearer " + tok}},
+	} {
+		if a := h.post(c.path, enquiry(fmt.Sprint("enquiry-", i)), c.headers...); a.status != http.StatusAccepted {
+			t.Fatalf("%s: %d %s", c.path, a.status, a.rawPayload)
+		}
+	}
+	// A signed source sent headers another provider signs with, and a bearer.
+	bid := vectorNamed(t, h.vec, "mpapi-bid-placed-ok")
+	if a := h.post("/hooks/mp-api", bid.Body(), "X-Ecg-Signature", bid.Headers["X-Ecg-Signature"],
+		"Signature", "keyId=\"x\",signature=\"00\"", "Digest", "SHA-256=00", "Authorization", "Bearer "+tok); a.status != http.StatusAccepted {
+		t.Fatalf("mp-api: %d %s", a.status, a.rawPayload)
+	}
+
+	msgs := rawMsgs(t, h.js)
+	if len(msgs) != 5 {
+		t.Fatalf("RAW holds %d, want 5", len(msgs))
+	}
+	for _, m := range msgs {
+		src := m.Header.Get(envelope.HdrSource)
+		for k, vs := range m.Header {
+			for _, v := range vs {
+				if strings.Contains(v, tok) || strings.Contains(k, tok) {
+					t.Errorf("%s: RAW header %s carries the token", src, k)
+				}
+			}
+		}
+		if strings.Contains(m.Subject, tok) || bytes.Contains(m.Data, []byte(tok)) {
+			t.Errorf("%s: RAW subject or body carries the token", src)
+		}
+		switch src {
+		case "lokalebasen":
+			if p := m.Header.Get(envelope.HdrPath); p != "/hooks/lokalebasen" {
+				t.Errorf("lokalebasen: path %q, want /hooks/lokalebasen", p)
+			}
+		case "mp-api":
+			var copied []string
+			for k := range m.Header {
+				if strings.HasPrefix(k, envelope.HdrSigPrefix) {
+					copied = append(copied, k)
+				}
+			}
+			if len(copied) != 1 || copied[0] != envelope.HdrSigPrefix+"X-Ecg-Signature" {
+				t.Errorf("mp-api: copied signature headers %v, want only its own", copied)
+			}
+		}
+	}
+}
