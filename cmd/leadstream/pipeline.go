@@ -141,7 +141,9 @@ func runPipeline(path string, svc services) error {
 		url = ns.ClientURL()
 		log.Info("embedded JetStream started (fsync before every ack)", zap.String("url", url), zap.String("store_dir", cfg.NATS.StoreDir))
 	}
-	nc, js, err := natsconn.Connect(url, natsconn.Options{Name: "leadstream", CredsFile: cfg.NATS.CredsFile, Logger: log})
+	connClosed := make(chan error, 1) // Closed is called once
+	nc, js, err := natsconn.Connect(url, natsconn.Options{Name: "leadstream", CredsFile: cfg.NATS.CredsFile, Logger: log,
+		Closed: func(err error) { connClosed <- err }})
 	if err != nil {
 		return err
 	}
@@ -157,6 +159,7 @@ func runPipeline(path string, svc services) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var g run.Group
 	g.Add(run.SignalHandler(context.Background(), os.Interrupt, syscall.SIGTERM))
+	actor(&g, func(ctx context.Context) error { return watchConn(ctx, connClosed) })
 
 	if svc.normalizer {
 		n, err := normalizer.New(ctx, normalizer.Options{Config: cfg, URL: url, JetStream: js, Logger: log.Named("normalizer"), Registry: reg, Kinds: svc.kinds})
@@ -218,23 +221,56 @@ func actor(g *run.Group, f func(context.Context) error) {
 	g.Add(func() error { return f(ctx) }, func(error) { cancel() })
 }
 
+// watchConn ends when ctx ends, or with an error when the shared
+// connection closes first. nats.go never reconnects a connection the server
+// closed for a protocol error, so every service on it would be stuck for
+// good: ending the run group makes the process exit with that error, and
+// its supervisor restart it on a fresh connection.
+func watchConn(ctx context.Context, closed <-chan error) error {
+	select {
+	case err := <-closed:
+		if err == nil {
+			return errors.New("nats connection closed while the services were running")
+		}
+		return fmt.Errorf("nats connection closed for good while the services were running: %w", err)
+	case <-ctx.Done():
+		return nil
+	}
+}
+
 // serveAdmin serves health and metrics for a process without the edge.
 func serveAdmin(ctx context.Context, ln net.Listener, nc *nats.Conn, js jetstream.JetStream, reg *prometheus.Registry) error {
+	srv := &http.Server{Handler: adminHandler(nc, js, reg), ReadHeaderTimeout: 5 * time.Second}
+	go func() { <-ctx.Done(); _ = srv.Shutdown(context.Background()) }()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// adminHandler serves /healthz, /readyz, /metrics and /leads/{id} of a
+// normalizer or dispatcher process.
+//
+// /healthz is 503 once the connection is closed for good: such a process
+// cannot do anything any more (and is about to exit, see watchConn).
+// /readyz is 503 while the connection is down.
+func adminHandler(nc *nats.Conn, js jetstream.JetStream, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if nc.IsClosed() {
+			http.Error(w, "nats connection closed", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if nc.Status() != nats.CONNECTED {
-			http.Error(w, "nats "+nc.Status().String(), http.StatusServiceUnavailable)
+		if st := nc.Status(); st != nats.CONNECTED {
+			http.Error(w, "nats "+st.String(), http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /leads/{id...}", func(w http.ResponseWriter, r *http.Request) { serveLead(w, r, js) })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { <-ctx.Done(); _ = srv.Shutdown(context.Background()) }()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return mux
 }

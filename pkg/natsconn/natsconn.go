@@ -19,6 +19,15 @@ type Options struct {
 	CredsFile string
 	// Logger receives connection events; nil is quiet.
 	Logger *zap.Logger
+	// Closed, when set, is called once when the connection is closed for
+	// good, with the error that closed it (nil after Close or Drain). Past
+	// that nothing on the connection works again: nats.go reconnects after
+	// a lost connection, but never after the server closed it for a
+	// protocol error (a control line over max_control_line, say) or a
+	// repeated authorization failure, whatever MaxReconnects says. A
+	// process that did not close its connection itself is then no longer
+	// alive and should end, so that its supervisor restarts it.
+	Closed func(err error)
 }
 
 // Connect connects to url and returns the connection and a JetStream context.
@@ -44,6 +53,10 @@ func Connect(url string, o Options) (*nats.Conn, jetstream.JetStream, error) {
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", zap.String("url", c.ConnectedUrlRedacted())) }),
+	}
+	if o.Closed != nil {
+		closed := o.Closed
+		opts = append(opts, nats.ClosedHandler(func(c *nats.Conn) { closed(c.LastError()) }))
 	}
 	if o.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(o.CredsFile))
