@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -43,14 +44,30 @@ func wantStatus(t *testing.T, url string, status int) string {
 	return body
 }
 
-// TestAdminHealthz: /healthz fails once the connection is closed for
-// good, /readyz whenever it is not connected.
-func TestAdminHealthz(t *testing.T) {
+// TestAdminReadyz: a normalizer's or dispatcher's /readyz fails when
+// JetStream stops answering although the connection is up, and when the
+// connection is down; /healthz fails only once the connection is closed for
+// good.
+func TestAdminReadyz(t *testing.T) {
 	ns := natstest.RunServer(t)
 	nc, js := natstest.Connect(t, ns)
 	srv := httptest.NewServer(adminHandler(nc, js, prometheus.NewRegistry()))
 	defer srv.Close()
+
+	wantStatus(t, srv.URL+"/readyz", http.StatusOK)
 	wantStatus(t, srv.URL+"/healthz", http.StatusOK)
+
+	if err := ns.DisableJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	if body := wantStatus(t, srv.URL+"/readyz", http.StatusServiceUnavailable); !strings.Contains(body, "jetstream") {
+		t.Errorf("readyz body %q does not say JetStream", body)
+	}
+	if st := nc.Status(); st != nats.CONNECTED {
+		t.Fatalf("connection %s: the JetStream check was not what failed", st)
+	}
+	wantStatus(t, srv.URL+"/healthz", http.StatusOK)
+
 	nc.Close()
 	wantStatus(t, srv.URL+"/healthz", http.StatusServiceUnavailable)
 	if body := wantStatus(t, srv.URL+"/readyz", http.StatusServiceUnavailable); !strings.Contains(body, "CLOSED") {

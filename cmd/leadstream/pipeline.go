@@ -248,12 +248,17 @@ func serveAdmin(ctx context.Context, ln net.Listener, nc *nats.Conn, js jetstrea
 	return nil
 }
 
+// readyTimeout bounds the JetStream round trip of /readyz.
+const readyTimeout = 2 * time.Second
+
 // adminHandler serves /healthz, /readyz, /metrics and /leads/{id} of a
 // normalizer or dispatcher process.
 //
 // /healthz is 503 once the connection is closed for good: such a process
 // cannot do anything any more (and is about to exit, see watchConn).
-// /readyz is 503 while the connection is down.
+// /readyz is 503 while the connection is down, and also while it is up but
+// JetStream does not answer (disabled, out of quorum, the account limited):
+// the process then cannot consume, publish or read its buckets.
 func adminHandler(nc *nats.Conn, js jetstream.JetStream, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -263,9 +268,15 @@ func adminHandler(nc *nats.Conn, js jetstream.JetStream, reg *prometheus.Registr
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if st := nc.Status(); st != nats.CONNECTED {
 			http.Error(w, "nats "+st.String(), http.StatusServiceUnavailable)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		if _, err := js.AccountInfo(ctx); err != nil {
+			http.Error(w, "jetstream not answering: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
