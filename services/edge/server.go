@@ -289,14 +289,17 @@ func (s *Server) reject(w http.ResponseWriter, name string, status int, outcome 
 	writeError(w, status, http.StatusText(status), "")
 }
 
-// closeAfter makes the answer close the connection as soon as it is sent.
-// Otherwise net/http would read what is left of an unread body before it
-// answers or closes, so a refusal would wait for the very client it refuses.
-// A read deadline in the past ends that read at once; the answer is written
-// all the same.
+// closeGrace is how long net/http may go on reading an unread body after a
+// refusal. It reads what a client already sent, so that closing does not
+// reset the connection under the answer; it does not wait for a slow one.
+const closeGrace = 500 * time.Millisecond
+
+// closeAfter makes the answer go out at once and close the connection.
+// Otherwise net/http would read what is left of an unread body first, so a
+// refusal would wait for the very client it refuses.
 func closeAfter(w http.ResponseWriter) {
 	w.Header().Set("Connection", "close")
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(closeGrace))
 }
 
 // minReadingWeight is the least a body reserves of the reading budget, so
