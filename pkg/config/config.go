@@ -181,7 +181,9 @@ type Adapter struct {
 	Name string `yaml:"name"`
 	// Type is the adapter kind, e.g. "webhook".
 	Type string `yaml:"type"`
-	// URL the webhook adapter posts to.
+	// URL the webhook adapter posts to; for type nats, the NATS servers
+	// (nats://host:4222[,...]) its ordered stream is on. Default for nats:
+	// nats.url, or the embedded server at nats.listen in dev mode.
 	URL string `yaml:"url"`
 	// Secret is the Standard Webhooks signing secret (whsec_...).
 	Secret string `yaml:"secret"`
@@ -206,6 +208,29 @@ type Adapter struct {
 	// breaker for BreakerCooldown. Defaults 5 and "30s".
 	BreakerFailures int      `yaml:"breaker_failures"`
 	BreakerCooldown Duration `yaml:"breaker_cooldown"`
+
+	// The fields below are for type nats only: it publishes each event, in
+	// causal order per aggregate, to an ordered stream of its own.
+
+	// CredsFile is a NATS credentials file for url. Default nats.creds_file
+	// when url is left to its default.
+	CredsFile string `yaml:"creds_file"`
+	// Stream names the ordered stream. Default ORDERED_<NAME>: the adapter's
+	// name upper-cased, '-' written '_'.
+	Stream string `yaml:"stream"`
+	// SubjectPrefix starts the ordered stream's subjects,
+	// <subject_prefix>.<kind>.<action>.<tenant>. Default ordered.<name>.
+	SubjectPrefix string `yaml:"subject_prefix"`
+	// Replicas of the ordered stream. Default nats.replicas.
+	Replicas int `yaml:"replicas"`
+	// StreamMaxAge is how long the ordered stream keeps events. Default
+	// streams.events_max_age.
+	StreamMaxAge Duration `yaml:"stream_max_age"`
+	// DuplicateWindow is the ordered stream's Nats-Msg-Id window: an event
+	// published again within it (a retry whose PubAck was lost, a dispatcher
+	// restarted after a crash) is stored once. Default
+	// streams.events_duplicate_window.
+	DuplicateWindow Duration `yaml:"duplicate_window"`
 }
 
 // AllSecrets returns Secret and Secrets together.

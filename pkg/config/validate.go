@@ -166,6 +166,11 @@ func (c *Config) setDefaultsAndValidate() error {
 		for _, err := range validateAdapter(field, a) {
 			add(err)
 		}
+		if a.Type == "nats" {
+			for _, err := range c.validateNATSAdapter(field, a) {
+				add(err)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -293,8 +298,19 @@ func validateAdapter(field string, a *Adapter) []error {
 		if a.Secret == "" && len(a.Secrets) == 0 {
 			errs = append(errs, fieldErr(field+".secret", "required for type webhook"))
 		}
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"creds_file", a.CredsFile != ""}, {"stream", a.Stream != ""}, {"subject_prefix", a.SubjectPrefix != ""}, {"replicas", a.Replicas != 0},
+			{"stream_max_age", a.StreamMaxAge.raw != "" || a.StreamMaxAge.notScalar}, {"duplicate_window", a.DuplicateWindow.raw != "" || a.DuplicateWindow.notScalar}} {
+			if f.set {
+				errs = append(errs, fieldErr(field+"."+f.name, "not used by type webhook (only by type nats)"))
+			}
+		}
+	case "nats":
+		// validateNATSAdapter: its defaults come from nats and streams.
 	default:
-		errs = append(errs, fieldErr(field+".type", "unknown adapter type %q (want webhook)", a.Type))
+		errs = append(errs, fieldErr(field+".type", "unknown adapter type %q (want webhook or nats)", a.Type))
 	}
 	for i, t := range a.Types {
 		if !typePattern.MatchString(t) {
@@ -327,6 +343,87 @@ func validateAdapter(field string, a *Adapter) []error {
 		if *n.v < 0 {
 			errs = append(errs, fieldErr(field+"."+n.name, "must be positive, got %d", *n.v))
 		}
+	}
+	return errs
+}
+
+// streamName is what JetStream takes as a stream name (no '.', '*', '>',
+// white space or path separators), kept short.
+var streamName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+
+// subjectPrefix is literal subject tokens: no wildcards, no '$' (system
+// subjects), no white space.
+var subjectPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+
+// validateNATSAdapter fills the defaults of a nats adapter from the nats and
+// streams sections and checks what it publishes to cannot collide with
+// leadstream's own streams.
+func (c *Config) validateNATSAdapter(field string, a *Adapter) []error {
+	var errs []error
+	add := func(name, format string, args ...any) {
+		errs = append(errs, fieldErr(field+"."+name, format, args...))
+	}
+	if a.Secret != "" || len(a.Secrets) > 0 {
+		add("secret", "not used by type nats")
+	}
+	if a.URL == "" {
+		a.URL = c.NATS.URL
+		if a.URL == "" {
+			// Dev mode: the embedded server `leadstream run` starts.
+			if ap, err := netip.ParseAddrPort(c.NATS.Listen); err == nil && ap.Port() == 0 {
+				add("url", "required for type nats when the embedded server picks a free port (nats.listen port 0)")
+			}
+			a.URL = "nats://" + c.NATS.Listen
+		}
+		if a.CredsFile == "" {
+			a.CredsFile = c.NATS.CredsFile
+		}
+	} else {
+		for _, u := range strings.Split(a.URL, ",") {
+			// The URL may hold a user and password: never quote it.
+			p, err := url.Parse(strings.TrimSpace(u))
+			if err != nil || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, p.Scheme) || p.Host == "" {
+				add("url", "want nats://host:port[,nats://...] (or tls://, ws://, wss://)")
+				break
+			}
+		}
+	}
+	if a.CredsFile != "" {
+		a.CredsFile = c.path(a.CredsFile)
+	}
+	// leadstream's own streams and their subjects.
+	if a.Stream != "" {
+		switch {
+		case !streamName.MatchString(a.Stream):
+			add("stream", "must match %s, got %q", streamName, a.Stream)
+		case slices.Contains([]string{"RAW", "EVENTS", "DLQ", "DISPATCH_TIMERS"}, a.Stream) || strings.HasPrefix(a.Stream, "KV_") || strings.HasPrefix(a.Stream, "OBJ_"):
+			add("stream", "%q is a stream leadstream or JetStream already uses", a.Stream)
+		}
+	}
+	if a.SubjectPrefix != "" {
+		first, _, _ := strings.Cut(a.SubjectPrefix, ".")
+		switch {
+		case !subjectPrefix.MatchString(a.SubjectPrefix) || len(a.SubjectPrefix) > 128:
+			add("subject_prefix", "want subject tokens such as \"ordered.crm\" (no wildcards, '$' or spaces, at most 128 bytes), got %q", a.SubjectPrefix)
+		case slices.Contains([]string{"raw", "events", "dlq", "dispatch"}, first):
+			add("subject_prefix", "%q would overlap leadstream's own %s.> subjects", a.SubjectPrefix, first)
+		}
+	}
+	if a.Replicas == 0 {
+		a.Replicas = c.NATS.Replicas
+	}
+	if a.Replicas < 1 || a.Replicas > 5 {
+		add("replicas", "must be between 1 and 5, got %d", a.Replicas)
+	}
+	if err := a.StreamMaxAge.resolve(field+".stream_max_age", c.Streams.EventsMaxAge.Duration); err != nil {
+		errs = append(errs, err)
+	}
+	if err := a.DuplicateWindow.resolve(field+".duplicate_window", c.Streams.EventsDuplicateWindow.Duration); err != nil {
+		errs = append(errs, err)
+	}
+	if a.DuplicateWindow.Duration > a.StreamMaxAge.Duration {
+		// JetStream refuses such a stream.
+		add("duplicate_window", "must not exceed stream_max_age (%s), got %s", a.StreamMaxAge.Duration, a.DuplicateWindow.Duration)
 	}
 	return errs
 }
