@@ -16,6 +16,7 @@ import (
 
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/dlq"
+	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/natskey"
 	"github.com/leadstream/leadstream/pkg/streams"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
@@ -111,7 +112,11 @@ func (l *lane) run(ctx context.Context, workers int) error {
 		return fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err)
 	}
 	ec, err := events.Consume(func(m jetstream.Msg) {
-		l.route(ctx, job{agg: m.Headers().Get("ce-subject"), event: m})
+		// ce-subject is percent-encoded (CloudEvents NATS binding); decoded
+		// it is the aggregate id, as replay and the sweep name it. One that
+		// does not decode is left to admit, which reads the event's own.
+		agg, _ := envelope.HeaderValue(m.Headers(), envelope.HdrCESubject)
+		l.route(ctx, job{agg: agg, event: m})
 	}, jetstream.PullMaxMessages(64))
 	if err != nil {
 		return fmt.Errorf("dispatcher %s: consuming EVENTS: %w", l.cfg.Name, err)

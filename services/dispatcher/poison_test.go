@@ -10,11 +10,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/leadstream/leadstream/pkg/dlq"
+	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/natskey"
 	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/pkg/streams"
+	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 	"github.com/leadstream/leadstream/services/dispatcher/leads"
 )
 
@@ -150,4 +153,39 @@ func TestNoAggregate(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestEncodedAggregate: ce-subject is percent-encoded on the wire; the
+// dispatcher orders on the aggregate id it stands for, the one replay and
+// the leads projection use too, not on its encoding.
+func TestEncodedAggregate(t *testing.T) {
+	lms := newFakeLMS(t)
+	f := newFixture(t, adapterYAML("crm", lms.srv.URL, ""))
+	f.start()
+	agg := "mp-leads/conversation/a b%é"
+	for _, ev := range []*leadstreamv1.Event{event("chat-enc", "chat.message", agg, t0.Add(time.Minute)), event("lead-enc", "lead.created", agg, t0)} {
+		data, err := proto.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kind, action, _ := strings.Cut(ev.Type, ".")
+		msg := envelope.EventMsg(streams.EventsSubject(kind, action, ev.Tenant), ev, data)
+		if msg.Header.Get(envelope.HdrCESubject) == agg {
+			t.Fatal("ce-subject is not encoded: the test tests nothing")
+		}
+		if _, err := f.js.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lms.waitFor(2)
+	if got := lms.ids(""); len(got) != 2 || got[0] != "lead-enc" {
+		t.Fatalf("delivered %v, want lead-enc first", got)
+	}
+	kv, err := f.js.KeyValue(context.Background(), streams.DispatchBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(context.Background(), stateKey("crm", agg)); err != nil {
+		t.Fatalf("no ordering state under the decoded aggregate's key: %v", err)
+	}
 }
