@@ -21,6 +21,10 @@ type Delivery struct {
 	// Orphan marks an event delivered without its causal prerequisite
 	// (e.g. a chat message whose lead never came) after max_park.
 	Orphan bool
+	// Missing names what an orphan goes out without: the facts its causal
+	// prerequisites would have established ("lead.invoiced",
+	// "transaction.status_changed=PENDING"). Empty unless Orphan.
+	Missing []string
 	// Attempt counts attempts at this delivery, from 1.
 	Attempt int
 }

@@ -33,6 +33,9 @@ func line(ce *webhook.CloudEvent, id, attempt string, duplicate bool) string {
 	if ce.Orphan {
 		parts = append(parts, "[orphan]")
 	}
+	if ce.Missing != "" {
+		parts = append(parts, "[missing "+clean(ce.Missing, 96)+"]")
+	}
 	if n, err := strconv.Atoi(attempt); err == nil && n > 1 {
 		parts = append(parts, fmt.Sprintf("[attempt %d]", n))
 	}

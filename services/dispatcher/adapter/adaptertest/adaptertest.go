@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -46,17 +47,30 @@ type Factory func(t *testing.T, lms *LMS) adapter.Adapter
 // Run runs the adapter contract against the adapters f builds. Beyond
 // adapter.Adapter's doc, it holds an adapter to what the dispatcher relies
 // on: one Deliver is one attempt at the LMS (no retries of its own, so the
-// dispatcher's attempt count is true); the event id and the orphan marker
-// reach the LMS unchanged on every attempt; Deliver leaves the event as it
+// dispatcher's attempt count is true); the event id, the orphan marker with
+// what the orphan is missing, and the LMS's Retry-After reach their
+// destination unchanged on every attempt; Deliver leaves the event as it
 // was; a failure because ctx ended wraps ctx's error; deliveries run in
 // parallel; Close turns new deliveries away at once, waits for those in
 // flight and, when its own ctx ends first, abandons them with an error
 // wrapping context.Canceled and returns an error.
-func Run(t *testing.T, f Factory) {
+func Run(t *testing.T, f Factory) { RunWith(t, f, Options{}) }
+
+// Options adapt the contract to what a transport can carry.
+type Options struct {
+	// NoRetryAfter is for a transport with no retry hint in its answers
+	// (JetStream's PubAck has none): an LMS's answer with a Retry-After must
+	// then still be a retryable failure, without a hint. Default false: the
+	// hint must reach the dispatcher.
+	NoRetryAfter bool
+}
+
+// RunWith is Run with the contract adapted by o.
+func RunWith(t *testing.T, f Factory, o Options) {
 	t.Run("Delivery", func(t *testing.T) { t.Parallel(); testDelivery(t, f) })
 	t.Run("OrphanAndAttempt", func(t *testing.T) { t.Parallel(); testOrphanAndAttempt(t, f) })
 	t.Run("Redelivery", func(t *testing.T) { t.Parallel(); testRedelivery(t, f) })
-	t.Run("Failures", func(t *testing.T) { t.Parallel(); testFailures(t, f) })
+	t.Run("Failures", func(t *testing.T) { t.Parallel(); testFailures(t, f, o) })
 	t.Run("Timeout", func(t *testing.T) { t.Parallel(); testTimeout(t, f) })
 	t.Run("Cancel", func(t *testing.T) { t.Parallel(); testCancel(t, f) })
 	t.Run("Parallel", func(t *testing.T) { t.Parallel(); testParallel(t, f) })
@@ -136,8 +150,8 @@ func testDelivery(t *testing.T, f Factory) {
 	if r.EventID != ev.Id || r.Type != ev.Type {
 		t.Errorf("LMS received event %q of type %q, want %q of type %q", r.EventID, r.Type, ev.Id, ev.Type)
 	}
-	if r.Attempt != 1 || r.Orphan {
-		t.Errorf("LMS received attempt %d, orphan %v; want attempt 1, not an orphan", r.Attempt, r.Orphan)
+	if r.Attempt != 1 || r.Orphan || len(r.Missing) != 0 {
+		t.Errorf("LMS received attempt %d, orphan %v, missing %q; want attempt 1, not an orphan, nothing missing", r.Attempt, r.Orphan, r.Missing)
 	}
 	if len(r.Body) == 0 {
 		t.Error("LMS received an empty body")
@@ -148,15 +162,20 @@ func testDelivery(t *testing.T, f Factory) {
 	}
 }
 
+// testOrphanAndAttempt: an orphan reaches the LMS marked, with what it went
+// without, so that the LMS can tell a lead paid before it was invoiced from
+// one paid after.
 func testOrphanAndAttempt(t *testing.T, f Factory) {
 	a, lms := connected(t, f)
 	ev := Event(eventID(2))
-	if err := a.Deliver(context.Background(), &adapter.Delivery{Event: ev, Attempt: 3, Orphan: true}); err != nil {
+	ev.Type = "lead.paid"
+	missing := []string{"lead.invoiced", "transaction.status_changed=PENDING"}
+	if err := a.Deliver(context.Background(), &adapter.Delivery{Event: ev, Attempt: 3, Orphan: true, Missing: missing}); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
 	got := lms.Received()
-	if len(got) != 1 || got[0].EventID != ev.Id || got[0].Attempt != 3 || !got[0].Orphan {
-		t.Fatalf("LMS received %+v, want one attempt of %s with attempt 3, orphan", got, ev.Id)
+	if len(got) != 1 || got[0].EventID != ev.Id || got[0].Attempt != 3 || !got[0].Orphan || !slices.Equal(got[0].Missing, missing) {
+		t.Fatalf("LMS received %+v, want one attempt of %s with attempt 3, orphan, missing %q", got, ev.Id, missing)
 	}
 }
 
@@ -186,7 +205,7 @@ func testRedelivery(t *testing.T, f Factory) {
 	}
 }
 
-func testFailures(t *testing.T, f Factory) {
+func testFailures(t *testing.T, f Factory, o Options) {
 	tests := []struct {
 		name      string
 		outcome   Outcome
@@ -212,6 +231,9 @@ func testFailures(t *testing.T, f Factory) {
 		{name: "422", outcome: Answer(http.StatusUnprocessableEntity), terminal: true},
 	}
 	for i, tt := range tests {
+		if o.NoRetryAfter {
+			tt.wantAfter = 0
+		}
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			a, lms := connected(t, f)
@@ -226,7 +248,7 @@ func testFailures(t *testing.T, f Factory) {
 			}
 			after, ok := adapter.RetryAfter(err)
 			if tt.wantAfter == 0 && ok {
-				t.Errorf("RetryAfter = %s, want no hint: the LMS gave none", after)
+				t.Errorf("RetryAfter = %s, want no hint (the LMS gave none, or the transport carries none)", after)
 			}
 			if tt.wantAfter != 0 && (!ok || after != tt.wantAfter) {
 				t.Errorf("RetryAfter = %s, %v; want %s, true", after, ok, tt.wantAfter)

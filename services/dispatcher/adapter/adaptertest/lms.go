@@ -92,6 +92,8 @@ type Received struct {
 	Attempt int
 	// Orphan is the orphan marker the adapter passed on.
 	Orphan bool
+	// Missing is what the adapter passed on of Delivery.Missing, in order.
+	Missing []string
 	// Body is the payload as sent, for the adapter's own tests.
 	Body []byte
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"google.golang.org/protobuf/proto"
@@ -82,7 +83,7 @@ func (a *Adapter) Deliver(ctx context.Context, d *adapter.Delivery) error {
 	}
 
 	// Clone: the record must not change when the caller reuses the event.
-	rec := adapter.Delivery{Event: proto.Clone(d.Event).(*leadstreamv1.Event), Orphan: d.Orphan, Attempt: d.Attempt}
+	rec := adapter.Delivery{Event: proto.Clone(d.Event).(*leadstreamv1.Event), Orphan: d.Orphan, Missing: slices.Clone(d.Missing), Attempt: d.Attempt}
 	err = a.cfg.Receive(ctx, rec)
 	if err != nil && ctx.Err() != nil {
 		// Name the cause (the caller's deadline, or Close giving up) rather

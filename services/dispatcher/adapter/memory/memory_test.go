@@ -28,6 +28,7 @@ func TestContract(t *testing.T) {
 					Type:    d.Event.GetType(),
 					Attempt: d.Attempt,
 					Orphan:  d.Orphan,
+					Missing: d.Missing,
 					Body:    body,
 				})
 				return o.Err()
@@ -54,17 +55,19 @@ func TestRecordsAttempts(t *testing.T) {
 	if err := a.Deliver(ctx, &adapter.Delivery{Event: ev, Attempt: 1}); !errors.Is(err, fail) {
 		t.Fatalf("first attempt: got %v, want the scripted failure", err)
 	}
-	if err := a.Deliver(ctx, &adapter.Delivery{Event: ev, Attempt: 2, Orphan: true}); err != nil {
+	missing := []string{"lead.sold"}
+	if err := a.Deliver(ctx, &adapter.Delivery{Event: ev, Attempt: 2, Orphan: true, Missing: missing}); err != nil {
 		t.Fatalf("second attempt: %v", err)
 	}
 	ev.Type = "changed.after.delivery"
+	missing[0] = "changed.after.delivery"
 
 	attempts := a.Attempts()
 	if len(attempts) != 2 || !errors.Is(attempts[0].Err, fail) || attempts[1].Err != nil {
 		t.Fatalf("attempts = %+v, want a failure then a success", attempts)
 	}
-	if !attempts[1].Delivery.Orphan || attempts[1].Delivery.Attempt != 2 {
-		t.Errorf("second attempt recorded as %+v, want attempt 2, orphan", attempts[1].Delivery)
+	if d := attempts[1].Delivery; !d.Orphan || d.Attempt != 2 || len(d.Missing) != 1 || d.Missing[0] != "lead.sold" {
+		t.Errorf("second attempt recorded as %+v, want attempt 2, orphan, missing lead.sold as it was when delivered", d)
 	}
 	delivered := a.Delivered()
 	if len(delivered) != 1 || delivered[0].GetType() != "lead.created" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -51,6 +52,10 @@ type CloudEvent struct {
 	// Orphan is the extension attribute leadstreamorphan, present (true)
 	// only on an event delivered without its causal prerequisite.
 	Orphan bool `json:"leadstreamorphan,omitempty"`
+	// Missing is the extension attribute leadstreammissing: on an orphan,
+	// what it went without (Delivery.Missing), comma-separated, e.g.
+	// "lead.invoiced". CloudEvents extensions have no list type.
+	Missing string `json:"leadstreammissing,omitempty"`
 }
 
 // NewCloudEvent builds the CloudEvent of a delivery. An event without an id
@@ -72,6 +77,7 @@ func NewCloudEvent(d *adapter.Delivery) (*CloudEvent, error) {
 		Tenant:      ev.GetTenant(),
 		Provider:    ev.GetProvider(),
 		Orphan:      d.Orphan,
+		Missing:     strings.Join(d.Missing, ","),
 	}
 	switch {
 	case ev.GetOccurredAt().IsValid():

@@ -59,8 +59,10 @@ func TestCloudEventBody(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, v)
 		}
 	}
-	if _, ok := m["leadstreamorphan"]; ok {
-		t.Error("leadstreamorphan present on an event that is not an orphan")
+	for _, k := range []string{"leadstreamorphan", "leadstreammissing"} {
+		if _, ok := m[k]; ok {
+			t.Errorf("%s present on an event that is not an orphan", k)
+		}
 	}
 	// Only the typed data travels, not the envelope or the provider payload.
 	for _, k := range []string{"payload", "rawRef", "providerEventId"} {
@@ -85,6 +87,32 @@ func TestCloudEventOrphan(t *testing.T) {
 	if string(m["leadstreamorphan"]) != "true" {
 		t.Errorf("leadstreamorphan = %s, want true", m["leadstreamorphan"])
 	}
+	if _, ok := m["leadstreammissing"]; ok {
+		t.Errorf("leadstreammissing = %s on an orphan that names nothing missing, want it omitted", m["leadstreammissing"])
+	}
+}
+
+// TestCloudEventMissing: an orphan names what it went without, as one
+// string attribute (CloudEvents extensions have no list type).
+func TestCloudEventMissing(t *testing.T) {
+	ev := adaptertest.Event("e")
+	ev.Type = "lead.paid"
+	m := body(t, &adapter.Delivery{Event: ev, Orphan: true, Missing: []string{"lead.invoiced", "lead.sold"}, Attempt: 1})
+	if got := str(t, m, "leadstreammissing"); got != "lead.invoiced,lead.sold" {
+		t.Errorf("leadstreammissing = %q, want %q", got, "lead.invoiced,lead.sold")
+	}
+	if got := missing(str(t, m, "leadstreammissing")); len(got) != 2 || got[0] != "lead.invoiced" || got[1] != "lead.sold" {
+		t.Errorf("leadstreammissing reads back as %q", got)
+	}
+}
+
+// missing reads the leadstreammissing attribute back into its facts, as an
+// LMS would.
+func missing(attr string) []string {
+	if attr == "" {
+		return nil
+	}
+	return strings.Split(attr, ",")
 }
 
 func TestCloudEventTimeFallsBackToReceived(t *testing.T) {

@@ -77,6 +77,7 @@ func shim(t *testing.T, lms *adaptertest.LMS, secret string) http.Handler {
 			Type:    ce.Type,
 			Attempt: attempt,
 			Orphan:  ce.Orphan,
+			Missing: missing(ce.Missing),
 			Body:    body,
 		})
 		if o.Disconnect {
