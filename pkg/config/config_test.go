@@ -551,6 +551,12 @@ sources:
 			[]string{"sources[0].allow_cidrs[0]"}, nil, ""},
 		{"public_path not absolute", withSource(ProviderMarktplaatsAPI, "    secrets: [x]\n    public_path: hooks/s\n"),
 			[]string{"sources[0].public_path"}, nil, ""},
+		{"public_path too long", withSource(ProviderMarktplaatsAPI, "    secrets: [x]\n    public_path: /"+strings.Repeat("p", 1024)+"\n"),
+			[]string{"sources[0].public_path"}, []string{"at most 1024 bytes"}, ""},
+		{"key id too long", lms(`{` + strings.Repeat("k", 129) + `: leadDeliveryKey.pub.pem}`),
+			[]string{"sources[0].public_keys"}, []string{"1 to 128 printable"}, ""},
+		{"key id with a space", lms(`{"lead key": leadDeliveryKey.pub.pem}`),
+			[]string{"sources[0].public_keys"}, []string{`"lead key"`}, ""},
 
 		// Adapters.
 		{"adapter unknown type", minimalWith("adapters: [{name: crm, type: kafka, url: 'http://x', secret: s}]\n"),

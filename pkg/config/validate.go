@@ -16,6 +16,16 @@ import (
 	"time"
 )
 
+// Bounds on what the edge copies from the config into every RAW envelope, so
+// that the envelope's headers have a known largest size.
+const (
+	maxPublicPath = 1024
+	maxKeyID      = 128
+)
+
+// keyIDPattern is a cavage keyId as a config may name it.
+var keyIDPattern = regexp.MustCompile(fmt.Sprintf(`^[!-~]{1,%d}$`, maxKeyID))
+
 // token is what a name must look like to be used as a NATS subject token and
 // a URL path segment.
 var token = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -187,6 +197,10 @@ func (c *Config) validateSource(field string, s *Source) []error {
 	if s.PublicPath != "" && !strings.HasPrefix(s.PublicPath, "/") {
 		add(fieldErr(field+".public_path", "must start with /, got %q", s.PublicPath))
 	}
+	// The edge keeps the path in each RAW envelope, within a bounded size.
+	if len(s.PublicPath) > maxPublicPath {
+		add(fieldErr(field+".public_path", "at most %d bytes, got %d", maxPublicPath, len(s.PublicPath)))
+	}
 	if err := s.MaxClockSkew.resolve(field+".max_clock_skew", 5*time.Minute); err != nil {
 		add(err)
 	}
@@ -213,6 +227,15 @@ func (c *Config) validateSource(field string, s *Source) []error {
 		s.Keys = map[string]*rsa.PublicKey{}
 		for _, keyID := range sortedKeys(s.PublicKeys) {
 			kf := fmt.Sprintf("%s.public_keys.%s", field, keyID)
+			// The key id is kept in each RAW envelope, within a bounded size.
+			if !keyIDPattern.MatchString(keyID) {
+				shown := keyID
+				if len(shown) > 40 {
+					shown = shown[:40] + "..."
+				}
+				add(fieldErr(field+".public_keys", "key id %q: want 1 to %d printable characters without spaces", shown, maxKeyID))
+				continue
+			}
 			key, err := loadPublicKey(c.path(s.PublicKeys[keyID]))
 			if err != nil {
 				add(fieldErr(kf, "%v", err))

@@ -23,7 +23,16 @@ type Options struct {
 	NoSync bool
 	// Logger receives the server's log lines; nil keeps it quiet.
 	Logger *zap.Logger
+	// MaxPayload is the largest message (headers and body) the server
+	// takes. Default 8 MiB, as the shipped NATS configs set it; tests set
+	// less to play a server configured otherwise.
+	MaxPayload int32
 }
+
+// DefaultMaxPayload is the embedded server's max_payload, and the shipped
+// NATS configs': a 1 MiB body and its RAW envelope do not fit nats-server's
+// own default of 1 MiB.
+const DefaultMaxPayload = 8 << 20
 
 // Start starts the server and waits until it accepts clients.
 //
@@ -42,6 +51,9 @@ func Start(o Options) (*server.Server, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = DefaultMaxPayload
+	}
 	opts := &server.Options{
 		ServerName:         "leadstream-embedded",
 		Host:               host,
@@ -50,7 +62,7 @@ func Start(o Options) (*server.Server, error) {
 		StoreDir:           o.StoreDir,
 		SyncAlways:         !o.NoSync,
 		NoSigs:             true,
-		MaxPayload:         8 << 20,
+		MaxPayload:         o.MaxPayload,
 		JetStreamMaxMemory: 256 << 20,
 	}
 	s, err := server.NewServer(opts)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // TestShippedConfigsSyncAlways: every NATS config leadstream ships parses
@@ -46,5 +47,27 @@ func TestStartSyncAlways(t *testing.T) {
 	}
 	if _, err := Start(Options{Listen: "not-an-address", StoreDir: dir}); err == nil {
 		t.Fatal("bad listen address accepted")
+	}
+}
+
+// TestMaxPayload: clients learn the server's max_payload, 8 MiB unless set.
+func TestMaxPayload(t *testing.T) {
+	for _, want := range []int32{0, 64 << 10} {
+		s, err := Start(Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), MaxPayload: want})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect(s.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want == 0 {
+			want = DefaultMaxPayload
+		}
+		if got := nc.MaxPayload(); got != int64(want) {
+			t.Errorf("max_payload %d, want %d", got, want)
+		}
+		nc.Close()
+		s.Shutdown()
 	}
 }

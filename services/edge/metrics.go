@@ -18,6 +18,8 @@ const (
 	outcomeReadingOverloaded = "reading_overloaded"
 	// outcomeReadTimeout: the body did not arrive within body_read_timeout (408).
 	outcomeReadTimeout = "read_timeout"
+	// outcomeURITooLong: the request target is over its bound (414).
+	outcomeURITooLong = "uri_too_long"
 )
 
 type metrics struct {

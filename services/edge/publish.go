@@ -17,6 +17,10 @@ import (
 // retry (503).
 var ErrUnavailable = errors.New("jetstream unavailable")
 
+// ErrTooLarge means a message can never be published: with its headers it
+// exceeds the NATS server's max_payload. Retrying cannot help (413).
+var ErrTooLarge = errors.New("message over the server's max_payload")
+
 // PublisherConfig configures a Publisher.
 type PublisherConfig struct {
 	// Timeout bounds the wait for JetStream's acknowledgement. Default 5s.
@@ -100,8 +104,13 @@ func NewPublisher(js jetstream.JetStream, cfg PublisherConfig) *Publisher {
 
 // Publish stores msg and returns once JetStream has acknowledged it. It
 // returns an error wrapping ErrUnavailable when that is not known to have
-// happened.
+// happened, or ErrTooLarge when msg can never fit the server's max_payload.
 func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg) (Published, error) {
+	// A message the server would refuse must not join a batch: nats.go
+	// would fail the whole batch, and every other caller in it with it.
+	if size, limit := msgSize(msg)+batchHeaderBytes, p.js.Conn().MaxPayload(); size > limit {
+		return Published{}, fmt.Errorf("%w: %d bytes with batch headers, max_payload %d", ErrTooLarge, size, limit)
+	}
 	errClosed := fmt.Errorf("%w: publisher closed", ErrUnavailable)
 	// select picks at random among ready cases: check quit first, so a
 	// closed publisher never takes a message it will not commit.
@@ -220,6 +229,9 @@ func (p *Publisher) commit(batch []*pending) {
 
 func (p *Publisher) publishOne(ctx context.Context, msg *nats.Msg) (Published, error) {
 	ack, err := p.js.PublishMsg(ctx, msg)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return Published{}, fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
 	if err != nil {
 		return Published{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}

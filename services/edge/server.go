@@ -82,6 +82,9 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if err := checkMaxPayload(o.Config.MaxBodyBytes, o.JetStream.Conn().MaxPayload()); err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:     o.Config,
 		js:      o.JetStream,
@@ -171,6 +174,10 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "unknown source", "")
 		return
 	}
+	if len(r.RequestURI) > maxRequestURI {
+		s.reject(w, name, http.StatusRequestURITooLong, outcomeURITooLong, fmt.Errorf("request target of %d bytes over %d", len(r.RequestURI), maxRequestURI))
+		return
+	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		s.reject(w, name, http.StatusRequestEntityTooLarge, outcomeTooLarge, fmt.Errorf("content length %d over limit %d", r.ContentLength, s.cfg.MaxBodyBytes))
 		return
@@ -236,7 +243,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		Method:          r.Method,
 		Path:            req.Path,
 		KeyID:           res.KeyID,
-		ContentType:     r.Header.Get("Content-Type"),
+		ContentType:     clipContentType(r.Header.Get("Content-Type")),
 		Signature:       signatureHeaders(r.Header, src.sigHeaders),
 		Body:            body,
 	}
@@ -245,6 +252,14 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	pub, err := s.pub.Publish(ctx, raw.Msg())
 	cancel()
 	s.metrics.publish.Observe(time.Since(start).Seconds())
+	if errors.Is(err, ErrTooLarge) {
+		// Only a server whose max_payload shrank since the edge started
+		// (checked then) gets here. A retry cannot succeed: 413, not 503.
+		s.metrics.requests.WithLabelValues(name, outcomeTooLarge).Inc()
+		s.log.Error("webhook too large for the NATS server", zap.String("source", name), zap.String("event_id", raw.EventID), zap.Error(err))
+		writeError(w, http.StatusRequestEntityTooLarge, http.StatusText(http.StatusRequestEntityTooLarge), "")
+		return
+	}
 	if err != nil {
 		s.metrics.requests.WithLabelValues(name, outcomeUnavailable).Inc()
 		s.log.Error("webhook not stored", zap.String("source", name), zap.String("event_id", raw.EventID), zap.Error(err))

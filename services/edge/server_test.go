@@ -321,6 +321,9 @@ func TestStatuses(t *testing.T) {
 			req.Header.Set("X-Ecg-Signature", bidSig) // else refused before the body
 			return h.do(req)
 		}, 413, ""},
+		{"request target too long", func() answer {
+			return h.post("/hooks/mp-api?"+strings.Repeat("q", 1100), bid, "X-Ecg-Signature", bidSig)
+		}, 414, ""},
 		{"bearer token", func() answer { return h.post("/hooks/lokalebasen", enquiry, "Authorization", "Bearer "+token) }, 202, ""},
 		{"wrong bearer token", func() answer {
 			return h.post("/hooks/lokalebasen", enquiry, "Authorization", "Bearer lb_not_the_token")

@@ -24,11 +24,15 @@ const DefaultMaxSkew = 5 * time.Minute
 
 // Bounds on untrusted input, so that a hostile header costs little before it is rejected. Real
 // Marktplaats headers are about 700 bytes with a 256-byte signature and three signed headers.
+// The edge relies on the header bounds too: it keeps both headers of a verified request.
 const (
-	maxSignatureHeader = 8 << 10 // bytes of the signature header value
-	maxSignatureBytes  = 1 << 10 // decoded signature (an RSA-8192 signature is 1 KiB)
-	maxSignedHeaders   = 16      // entries in the headers parameter
-	maxDigestHeader    = 1 << 10 // bytes of the digest header value
+	// MaxSignatureHeader is the most bytes of a signature header value a verified request has.
+	MaxSignatureHeader = 8 << 10
+	// MaxDigestHeader is the most bytes of a digest header value a verified request has.
+	MaxDigestHeader = 1 << 10
+
+	maxSignatureBytes = 1 << 10 // decoded signature (an RSA-8192 signature is 1 KiB)
+	maxSignedHeaders  = 16      // entries in the headers parameter
 )
 
 // The pseudo-headers of the cavage draft that this package knows how to put in a signing string.
@@ -237,8 +241,8 @@ func signingString(sig *Signature, method, path string, h http.Header) ([]byte, 
 // headers or a signature over 1 KiB is refused before any further work.
 func ParseSignature(v string) (Signature, error) {
 	var s Signature
-	if len(v) > maxSignatureHeader {
-		return s, fmt.Errorf("%w: signature header over %d bytes", ErrMalformed, maxSignatureHeader)
+	if len(v) > MaxSignatureHeader {
+		return s, fmt.Errorf("%w: signature header over %d bytes", ErrMalformed, MaxSignatureHeader)
 	}
 	const (
 		seenKeyID = 1 << iota
@@ -405,8 +409,8 @@ func decodeSignature(t string) ([]byte, error) {
 // RFC 3230 specifies). A list without SHA-256, with it twice, or with an element that is not
 // name=value is refused. The error wraps ErrMalformed.
 func ParseDigest(v string) ([]byte, error) {
-	if len(v) > maxDigestHeader {
-		return nil, fmt.Errorf("%w: digest header over %d bytes", ErrMalformed, maxDigestHeader)
+	if len(v) > MaxDigestHeader {
+		return nil, fmt.Errorf("%w: digest header over %d bytes", ErrMalformed, MaxDigestHeader)
 	}
 	var sum []byte
 	for part := range strings.SplitSeq(v, ",") {

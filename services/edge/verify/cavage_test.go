@@ -446,7 +446,7 @@ func FuzzParseSignature(f *testing.F) {
 			return
 		}
 		switch {
-		case len(in) > maxSignatureHeader:
+		case len(in) > MaxSignatureHeader:
 			t.Fatalf("accepted %d bytes", len(in))
 		case s.KeyID == "":
 			t.Fatal("accepted without keyId")
