@@ -30,6 +30,7 @@ type metrics struct {
 	inFlight     prometheus.Gauge
 	reading      prometheus.Gauge
 	readingBytes prometheus.Gauge
+	logDropped   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -64,7 +65,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "leadstream_edge_reading_bytes",
 			Help: "Bytes of the reading budget (max_reading_bytes) reserved by bodies being read now.",
 		}),
+		logDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "leadstream_edge_rejection_log_lines_dropped_total",
+			Help: "Log lines about refused requests left out by sampling (the request counters count every one).",
+		}),
 	}
-	reg.MustRegister(m.requests, m.verifyFails, m.publish, m.batch, m.inFlight, m.reading, m.readingBytes)
+	reg.MustRegister(m.requests, m.verifyFails, m.publish, m.batch, m.inFlight, m.reading, m.readingBytes, m.logDropped)
 	return m
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/leadstream/leadstream/pkg/config"
@@ -48,12 +49,15 @@ type Options struct {
 
 // Server is the edge's HTTP handler.
 type Server struct {
-	cfg     *config.Config
-	js      jetstream.JetStream
-	log     *zap.Logger
-	sources map[string]*source
-	pub     *Publisher
-	metrics *metrics
+	cfg *config.Config
+	js  jetstream.JetStream
+	log *zap.Logger
+	// rejectLog logs refused requests, sampled: anyone can send those by
+	// the thousand, and the counters already count each one.
+	rejectLog *zap.Logger
+	sources   map[string]*source
+	pub       *Publisher
+	metrics   *metrics
 	// slots holds one token per request being verified or committed (max_in_flight).
 	slots chan struct{}
 	// reading is the byte budget of bodies being read (max_reading_bytes).
@@ -94,6 +98,14 @@ func New(o Options) (*Server, error) {
 		slots:   make(chan struct{}, o.Config.MaxInFlight),
 		reading: semaphore.NewWeighted(o.Config.MaxReadingBytes),
 	}
+	s.rejectLog = o.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Second, rejectLogFirst, rejectLogThereafter,
+			zapcore.SamplerHook(func(_ zapcore.Entry, d zapcore.SamplingDecision) {
+				if d&zapcore.LogDropped != 0 {
+					s.metrics.logDropped.Inc()
+				}
+			}))
+	}))
 	for i := range o.Config.Sources {
 		sc := &o.Config.Sources[i]
 		src, err := newSource(sc, o.Now)
@@ -151,6 +163,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // Close stops the publisher: requests still waiting are answered 503. Call
 // it after the HTTP server has shut down.
 func (s *Server) Close() { s.pub.Close() }
+
+// Sampling of the rejection log lines, per message and second: the first
+// rejectLogFirst, then one in rejectLogThereafter.
+const (
+	rejectLogFirst      = 10
+	rejectLogThereafter = 1000
+)
 
 // accepted is the 202 body.
 type accepted struct {
@@ -284,7 +303,7 @@ func (s *Server) unauthentic(w http.ResponseWriter, name string, err error) {
 	reason := verify.Reason(err)
 	s.metrics.requests.WithLabelValues(name, outcomeUnauthorized).Inc()
 	s.metrics.verifyFails.WithLabelValues(name, reason).Inc()
-	s.log.Warn("webhook not authentic", zap.String("source", name), zap.String("reason", reason))
+	s.rejectLog.Warn("webhook not authentic", zap.String("source", name), zap.String("reason", reason))
 	status := http.StatusUnauthorized
 	if errors.Is(err, verify.ErrForbiddenIP) {
 		status = http.StatusForbidden
@@ -296,7 +315,7 @@ func (s *Server) unauthentic(w http.ResponseWriter, name string, err error) {
 // credentials. Its body may be unread, so the connection is not reused.
 func (s *Server) reject(w http.ResponseWriter, name string, status int, outcome string, err error) {
 	s.metrics.requests.WithLabelValues(name, outcome).Inc()
-	s.log.Info("webhook rejected", zap.String("source", name), zap.String("outcome", outcome), zap.Error(err))
+	s.rejectLog.Info("webhook rejected", zap.String("source", name), zap.String("outcome", outcome), zap.Error(err))
 	closeAfter(w)
 	if status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "1")

@@ -51,6 +51,12 @@ func newHarness(t *testing.T, ns *server.Server, mod func(*config.Config)) *harn
 // front of the server.
 func newHarnessVia(t *testing.T, url string, mod func(*config.Config)) *harness {
 	t.Helper()
+	return newHarnessLogging(t, url, mod, zap.NewNop())
+}
+
+// newHarnessLogging is newHarnessVia with the edge logging to log.
+func newHarnessLogging(t *testing.T, url string, mod func(*config.Config), log *zap.Logger) *harness {
+	t.Helper()
 	vec := testvectors.Load(t)
 	cfg, err := config.Parse([]byte(vec.ConfigYAML()), vec.Dir)
 	if err != nil {
@@ -69,7 +75,7 @@ func newHarnessVia(t *testing.T, url string, mod func(*config.Config)) *harness 
 		t.Fatal(err)
 	}
 	clock := time.Unix(vec.Vectors[0].Now, 0)
-	e, err := New(Options{Config: cfg, JetStream: js, Logger: zap.NewNop(), Now: func() time.Time { return clock }})
+	e, err := New(Options{Config: cfg, JetStream: js, Logger: log, Now: func() time.Time { return clock }})
 	if err != nil {
 		t.Fatal(err)
 	}
