@@ -35,6 +35,7 @@ var testSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("leadstream
 type received struct {
 	id, typ, subject string
 	orphan           bool
+	missing          string // leadstreammissing
 }
 
 // fakeLMS is an LMS as an httptest server: it verifies the Standard
@@ -65,12 +66,13 @@ func newFakeLMS(t *testing.T) *fakeLMS {
 		}
 		var ce struct {
 			ID, Type, Subject string
-			Orphan            bool `json:"leadstreamorphan"`
+			Orphan            bool   `json:"leadstreamorphan"`
+			Missing           string `json:"leadstreammissing"`
 		}
 		if err := json.Unmarshal(body, &ce); err != nil || r.Header.Get("webhook-id") != ce.ID {
 			t.Errorf("fake LMS: body %s / webhook-id %q: %v", body, r.Header.Get("webhook-id"), err)
 		}
-		rec := received{id: ce.ID, typ: ce.Type, subject: ce.Subject, orphan: ce.Orphan}
+		rec := received{id: ce.ID, typ: ce.Type, subject: ce.Subject, orphan: ce.Orphan, missing: ce.Missing}
 		f.mu.Lock()
 		respond := f.respond
 		f.tries[rec.id]++

@@ -300,7 +300,11 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 
 		dctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout.Duration)
 		start := time.Now()
-		derr := l.ad.Deliver(dctx, &adapter.Delivery{Event: &ev, Orphan: orphan, Attempt: attempt})
+		d := &adapter.Delivery{Event: &ev, Orphan: orphan, Attempt: attempt}
+		if orphan {
+			d.Missing = missing(st, e)
+		}
+		derr := l.ad.Deliver(dctx, d)
 		cancel()
 		l.m.attempts.WithLabelValues(l.cfg.Name).Inc()
 		outcome := "delivered"

@@ -103,3 +103,22 @@ func TestLeadStatusChainOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestSkippedStatusNamesWhatItSkipped: a lead paid but never sold nor
+// invoiced goes out after max_park as an orphan that names the status it
+// waited for in vain.
+func TestSkippedStatusNamesWhatItSkipped(t *testing.T) {
+	lms := newFakeLMS(t)
+	f := newFixture(t, adapterYAML("crm", lms.srv.URL, ""))
+	f.start()
+	const agg = "offerte/lead/777"
+	paid := event("paid-777", "lead.paid", agg, t0.Add(time.Hour))
+	paid.Data = &leadstreamv1.Event_LeadStatus{LeadStatus: &leadstreamv1.LeadStatusChange{LeadId: "777"}}
+	f.publish(paid)
+	f.publish(event("created-777", "lead.created", agg, t0))
+	lms.waitFor(2)
+	got := lms.received()
+	if got[0].id != "created-777" || got[0].orphan || got[1].id != "paid-777" || !got[1].orphan || got[1].missing != "lead.invoiced" {
+		t.Fatalf("LMS received %+v, want created-777, then paid-777 as an orphan missing lead.invoiced", got)
+	}
+}
