@@ -415,12 +415,19 @@ func remoteIP(r *http.Request) netip.Addr {
 	return ip.Unmap()
 }
 
+// healthz is alive unless the NATS connection is closed: nats.go never
+// reconnects a closed connection (after the server closed it, or after too
+// many failed reconnects), so only a restart brings the edge back.
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	if st := s.js.Conn().Status(); st == nats.CLOSED {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "nats connection closed for good: restart"})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz is ready when NATS is connected and RAW exists: only then can a
-// webhook be acknowledged.
+// readyz is ready when NATS is connected and JetStream answers a look-up of
+// RAW in time: only then can a webhook be acknowledged.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if st := s.js.Conn().Status(); st != nats.CONNECTED {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "nats " + st.String()})
