@@ -7,18 +7,21 @@ import (
 
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/services/dispatcher/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/adapter/natsstream"
 	"github.com/leadstream/leadstream/services/dispatcher/adapter/webhook"
 )
 
 // NewAdapter builds the adapter an adapters[] entry describes.
 func NewAdapter(a *config.Adapter, log *zap.Logger) (adapter.Adapter, error) {
 	switch a.Type {
-	case "webhook":
+	case webhook.Type:
 		c := webhook.ConfigFrom(*a)
 		c.Timeout = a.Timeout.Duration
 		c.BreakerFailures = a.BreakerFailures
 		c.BreakerCooldown = a.BreakerCooldown.Duration
 		return webhook.New(c, log)
+	case natsstream.Type:
+		return natsstream.New(natsstream.ConfigFrom(*a), log)
 	default:
 		return nil, fmt.Errorf("unknown adapter type %q", a.Type)
 	}
