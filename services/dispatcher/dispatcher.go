@@ -110,6 +110,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		if _, err := s.js.CreateOrUpdateConsumer(ctx, streams.TIMERS, l.timerConsumerConfig()); err != nil {
 			return nil, fmt.Errorf("dispatcher: timer consumer for adapter %s: %w", ac.Name, err)
 		}
+		s.m.initAdapter(ac.Name)
 		s.lanes = append(s.lanes, l)
 	}
 	if o.Projection {

@@ -62,3 +62,24 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	reg.MustRegister(m.deliveries, m.deadLetters, m.attempts, m.retryBacklog, m.parked, m.oldestParked, m.endToEnd, m.projected, m.breaker, m.dlqDepth)
 	return m
 }
+
+// deadLetterReasons are the reason labels of dead_letters_total, and
+// deliveryOutcomes the outcome labels of deliveries_total: both are created
+// at 0 for every adapter, so that an alert sees the first increment.
+var (
+	deadLetterReasons = []string{"terminal", "retries_exhausted", "event_missing", "undecodable", "no_aggregate", "invalid_key", "too_large"}
+	deliveryOutcomes  = []string{"delivered", "delivered_orphan", "retry", "dead_lettered"}
+)
+
+// initAdapter creates adapter's series at 0.
+func (m *metrics) initAdapter(adapter string) {
+	for _, r := range deadLetterReasons {
+		m.deadLetters.WithLabelValues(adapter, r)
+	}
+	for _, o := range deliveryOutcomes {
+		m.deliveries.WithLabelValues(adapter, o)
+	}
+	m.attempts.WithLabelValues(adapter)
+	m.breaker.WithLabelValues(adapter)
+	m.dlqDepth.WithLabelValues(adapter)
+}

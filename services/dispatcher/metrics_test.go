@@ -51,3 +51,21 @@ func TestBreakerAndDLQDepthGauges(t *testing.T) {
 		t.Fatalf("rejecting's breaker_state = %v, down's dlq_depth = %v; want 0 and 0 (a 400 proves the LMS is up; retries are not dead letters)", b, d)
 	}
 }
+
+// TestFailureCountersStartAtZero: every dead-letter reason and delivery
+// outcome of a configured adapter is exposed at 0 before anything happened,
+// so that a rate() alert sees the first increment.
+func TestFailureCountersStartAtZero(t *testing.T) {
+	f := newFixture(t, adapterYAML("crm", "http://127.0.0.1:1", ""))
+	reg := prometheus.NewRegistry()
+	if _, err := New(context.Background(), Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop(), Registry: reg}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := testutil.GatherAndCount(reg, "leadstream_dispatcher_dead_letters_total", "leadstream_dispatcher_deliveries_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(deadLetterReasons) + len(deliveryOutcomes); n != want {
+		t.Fatalf("%d series exposed before the first event, want %d", n, want)
+	}
+}

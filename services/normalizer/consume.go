@@ -62,6 +62,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	}()
 	for _, kind := range s.kinds {
+		s.metrics.initKind(kind)
 		// A process that restarts after a crash takes over what it held at
 		// once, instead of waiting out its AckWait.
 		takenUpTo, err := streams.TakeOver(ctx, s.js, streams.RAW, Durable(kind))

@@ -36,3 +36,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	reg.MustRegister(m.messages, m.deadLetters, m.pending, m.ackPending, m.dlqDepth)
 	return m
 }
+
+// deadLetterReasons are the reason labels of dead_letters_total, and
+// messageOutcomes the outcome labels of messages_total: both are created at
+// 0 for every kind, so that an alert sees the first increment.
+var (
+	deadLetterReasons = []string{"bad_envelope", "unparseable", "unsupported_type", "missing_field", "kind_mismatch",
+		"unknown", "unmarshalable", "too_large", "retries_exhausted", "panic"}
+	messageOutcomes = []string{"normalized", "deduplicated", "dead_lettered", "failed"}
+)
+
+// initKind creates kind's series at 0.
+func (m *metrics) initKind(kind string) {
+	for _, r := range deadLetterReasons {
+		m.deadLetters.WithLabelValues(kind, r)
+	}
+	for _, o := range messageOutcomes {
+		m.messages.WithLabelValues(kind, o)
+	}
+}

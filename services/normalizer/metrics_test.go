@@ -32,3 +32,16 @@ func TestDLQDepthGauge(t *testing.T) {
 		}
 	}
 }
+
+// TestFailureCountersStartAtZero: every dead-letter reason of every kind is
+// exposed at 0 once the consumers run.
+func TestFailureCountersStartAtZero(t *testing.T) {
+	f := newFixture(t, nil)
+	s := f.start()
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if n := testutil.CollectAndCount(s.metrics.deadLetters); n != len(envelope.Kinds)*len(deadLetterReasons) {
+			return fmt.Errorf("%d dead-letter series, want %d", n, len(envelope.Kinds)*len(deadLetterReasons))
+		}
+		return nil
+	})
+}
