@@ -244,7 +244,7 @@ func TestSIGKILLWhileDelivering(t *testing.T) {
 	lms := newRecordingLMS(t)
 	// Short ack waits: what the killed process had taken but not acked comes
 	// back after them.
-	d := newDevConfig(t, fmt.Sprintf("normalizer: {ack_wait: 3s, handler_timeout: 2s}\ndispatcher: {max_park: 1s, ack_wait: 3s}\nadapters:\n  - {name: crm, type: webhook, url: %q, secret: %q}\n", lms.srv.URL, lmsSecret))
+	d := newDevConfig(t, fmt.Sprintf("normalizer: {ack_wait: 3s, handler_timeout: 2s}\ndispatcher: {max_park: 7s, ack_wait: 3s}\nadapters:\n  - {name: crm, type: webhook, url: %q, secret: %q}\n", lms.srv.URL, lmsSecret))
 	signer, err := simulate.NewSigner(d.cfg)
 	if err != nil {
 		t.Fatal(err)

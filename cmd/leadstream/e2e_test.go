@@ -24,7 +24,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	lms := newRecordingLMS(t)
-	d := newDevConfig(t, fmt.Sprintf("dispatcher: {max_park: 2s}\nadapters:\n  - {name: crm, type: webhook, url: %q, secret: %q}\n", lms.srv.URL, lmsSecret))
+	d := newDevConfig(t, fmt.Sprintf("normalizer: {ack_wait: 3s, handler_timeout: 2s}\ndispatcher: {max_park: 7s, ack_wait: 3s}\nadapters:\n  - {name: crm, type: webhook, url: %q, secret: %q}\n", lms.srv.URL, lmsSecret))
 	cfgPath, url, natsAddr := d.path, d.url, d.natsAddr
 	signer, err := simulate.NewSigner(d.cfg)
 	if err != nil {

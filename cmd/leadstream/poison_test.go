@@ -33,7 +33,7 @@ func TestPoisonWebhooks(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	lms := newRecordingLMS(t)
-	d := newDevConfig(t, fmt.Sprintf("dispatcher: {max_park: 1m}\nadapters:\n  - {name: crm, type: webhook, url: %q, secret: %q}\n", lms.srv.URL, lmsSecret))
+	d := newDevConfig(t, fmt.Sprintf("dispatcher: {max_park: 2m}\nadapters:\n  - {name: crm, type: webhook, url: %q, secret: %q}\n", lms.srv.URL, lmsSecret))
 	signer, err := simulate.NewSigner(d.cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -441,6 +441,16 @@ sources:
 // TestValidationErrors: every problem is reported with the field it is about.
 // fields lists the field paths that must each start an error line; contains,
 // text the error must contain; secret, text it must not (no secret is echoed).
+// TestMaxParkAboveAckWaits: a max_park longer than both ack waits together
+// is accepted, shortened ack waits included.
+func TestMaxParkAboveAckWaits(t *testing.T) {
+	cfg := mustParse(t, minimalWith("normalizer: {ack_wait: 6s, handler_timeout: 5s}\ndispatcher: {max_park: 13s, ack_wait: 6s}\n"))
+	if cfg.Dispatcher.MaxPark.Duration != 13*time.Second {
+		t.Fatalf("max_park %s", cfg.Dispatcher.MaxPark.Duration)
+	}
+	mustParse(t, minimal) // the defaults: 15m against 30s + 30s
+}
+
 func TestValidationErrors(t *testing.T) {
 	lms := func(keys string) string {
 		return `
@@ -581,6 +591,10 @@ sources:
 		// The rest of the top level.
 		{"negative max_body_bytes", minimalWith("max_body_bytes: -1\n"), []string{"max_body_bytes"}, nil, ""},
 		{"negative max_in_flight", minimalWith("max_in_flight: -1\n"), []string{"max_in_flight"}, nil, ""},
+		{"max_park within the default ack waits", minimalWith("dispatcher: {max_park: 20s}\n"),
+			[]string{"dispatcher.max_park"}, []string{"normalizer.ack_wait (30s)", "dispatcher.ack_wait (30s)", "= 1m0s", "got 20s"}, ""},
+		{"max_park equal to the ack waits", minimalWith("normalizer: {ack_wait: 20s}\ndispatcher: {max_park: 30s, ack_wait: 10s}\n"),
+			[]string{"dispatcher.max_park"}, []string{"normalizer.ack_wait (20s)", "dispatcher.ack_wait (10s)", "got 30s"}, ""},
 		{"reading budget below one body", minimalWith("max_body_bytes: 4096\nmax_reading_bytes: 4095\n"),
 			[]string{"max_reading_bytes"}, []string{"max_body_bytes (4096)", "4095"}, ""},
 		{"negative max_reading_bytes", minimalWith("max_reading_bytes: -1\n"), []string{"max_reading_bytes"}, nil, ""},

@@ -158,6 +158,14 @@ func (c *Config) setDefaultsAndValidate() error {
 	for _, err := range c.Dispatcher.setDefaultsAndValidate() {
 		add(err)
 	}
+	// After a crash, an event's prerequisite may come back only once the
+	// stages before the dispatcher have waited out their ack_wait: parked
+	// for less, its dependent would go out as an orphan ahead of it.
+	redelivery := c.Normalizer.AckWait.Duration + c.Dispatcher.AckWait.Duration
+	if c.Dispatcher.MaxPark.Duration > 0 && c.Dispatcher.MaxPark.Duration <= redelivery {
+		add(fieldErr("dispatcher.max_park", "must exceed normalizer.ack_wait (%s) + dispatcher.ack_wait (%s) = %s, the longest a prerequisite may be held up by a crash, got %s: raise it or shorten the ack waits",
+			c.Normalizer.AckWait.Duration, c.Dispatcher.AckWait.Duration, redelivery, c.Dispatcher.MaxPark.Duration))
+	}
 	if c.DemoLMS.Listen != "" && c.DemoLMS.Secret == "" {
 		add(fieldErr("demo_lms.secret", "required when demo_lms.listen is set"))
 	}

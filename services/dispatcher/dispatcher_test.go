@@ -143,12 +143,15 @@ func newFixture(t *testing.T, adapters string) *fixture {
 log: {format: console, level: error}
 sources:
   - {name: api, provider: marktplaats-api, tenant: t1, secrets: [x]}
-dispatcher: {max_park: 1s, workers: 4}
+dispatcher: {max_park: 2m, workers: 4}
 adapters:
 `+adapters), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Shorter than the ack waits, which a config may not be; these tests
+	// crash nothing, so nothing is redelivered for max_park to wait for.
+	cfg.Dispatcher.MaxPark = config.Dur(time.Second)
 	ns := natstest.RunServer(t)
 	nc, js := natstest.Connect(t, ns)
 	if err := streams.Ensure(context.Background(), js, streams.EventsConfig(cfg)); err != nil {
