@@ -244,7 +244,8 @@ func TestNATSAdapterCausalOrder(t *testing.T) {
 }
 
 // TestNATSAdapterOrphans: an event whose prerequisite never comes is in the
-// ordered stream after max_park, marked as an orphan; the others are not.
+// ordered stream after max_park, marked as an orphan with what it went
+// without; the others are not.
 func TestNATSAdapterOrphans(t *testing.T) {
 	f := newFixture(t, natsAdapterYAML("subs"))
 	f.useNATS()
@@ -261,10 +262,17 @@ func TestNATSAdapterOrphans(t *testing.T) {
 	if msgs[0].ce.ID != "lead-10" {
 		t.Errorf("first in the stream: %s, want lead-10, which waits for nothing", msgs[0].ce.ID)
 	}
+	// What each went without: the chat its conversation's lead, the payment
+	// the invoice before it.
+	wantMissing := map[string]string{"chat-9": "lead.created", "paid-8": "lead.invoiced", "lead-10": ""}
 	for _, m := range msgs {
 		orphan := m.header.Get(natsstream.HeaderOrphan) == "true"
 		if want := m.ce.ID != "lead-10"; orphan != want {
 			t.Errorf("%s: orphan %v, want %v", m.ce.ID, orphan, want)
+		}
+		missing, err := envelope.HeaderValue(m.header, natsstream.HeaderMissing)
+		if err != nil || missing != wantMissing[m.ce.ID] {
+			t.Errorf("%s: %s %q (%v), want %q", m.ce.ID, natsstream.HeaderMissing, missing, err, wantMissing[m.ce.ID])
 		}
 	}
 }
