@@ -516,6 +516,10 @@ func FuzzCavageVerify(f *testing.F) {
 		h.Set("Content-Type", "application/json")
 		r := &Request{Method: "POST", Path: "/hooks/mp-leads", Header: h, Body: body}
 		res, err := v.Verify(r)
+		// Precheck, which sees no body, refuses only what Verify refuses, for the same reason.
+		if perr := v.Precheck(&Request{Method: r.Method, Path: r.Path, Header: h}); perr != nil && (err == nil || Reason(perr) != Reason(err)) {
+			t.Fatalf("Precheck refuses with %v, Verify says %v", perr, err)
+		}
 		if err != nil {
 			if Reason(err) == "unknown" {
 				t.Fatalf("error %v wraps no sentinel", err)

@@ -119,6 +119,9 @@ func FuzzHMACVerify(f *testing.F) {
 			h.Set("X-Ecg-Signature", header)
 		}
 		_, err := v.Verify(&Request{Method: "POST", Path: "/hooks/mp-api", Header: h, Body: body})
+		if perr := v.Precheck(&Request{Method: "POST", Path: "/hooks/mp-api", Header: h}); perr != nil && (err == nil || Reason(perr) != Reason(err)) {
+			t.Fatalf("Precheck refuses with %v, Verify says %v", perr, err)
+		}
 		correct := strings.EqualFold(strings.Trim(header, " \t"), HMACHex(secret, body))
 		switch {
 		case err == nil && !correct:
