@@ -22,7 +22,7 @@ import (
 // *http.Request so that a replay of a stored RAW envelope can be re-verified without a server.
 type Request struct {
 	Method   string      // as received, e.g. "POST"
-	Path     string      // request path as received (or the source's configured public path) - used for (request-target)
+	Path     string      // request path as received (or the source's public path; a token source's route, without the token) - used for (request-target)
 	Header   http.Header // canonical keys, as net/http delivers them
 	Body     []byte
 	RemoteIP netip.Addr // may be invalid (zero) when unknown
