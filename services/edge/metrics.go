@@ -22,6 +22,11 @@ const (
 	outcomeURITooLong = "uri_too_long"
 )
 
+// outcomes lists every outcome a known source can have, so that its series
+// exist at 0 and an alert sees the first increment.
+var outcomes = []string{outcomeAccepted, outcomeDuplicate, outcomeUnauthorized, outcomeTooLarge, outcomeBadRequest,
+	outcomeUnavailable, outcomeOverloaded, outcomeReadingOverloaded, outcomeReadTimeout, outcomeURITooLong}
+
 type metrics struct {
 	requests     *prometheus.CounterVec
 	verifyFails  *prometheus.CounterVec

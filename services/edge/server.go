@@ -113,6 +113,12 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 		s.sources[sc.Name] = src
+		for _, o := range outcomes {
+			s.metrics.requests.WithLabelValues(sc.Name, o)
+		}
+		for _, r := range verify.Reasons() {
+			s.metrics.verifyFails.WithLabelValues(sc.Name, r)
+		}
 	}
 	s.pub = NewPublisher(o.JetStream, PublisherConfig{
 		Timeout: o.Config.PublishTimeout.Duration,
@@ -122,6 +128,10 @@ func New(o Options) (*Server, error) {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST /hooks/{source}", s.hook)
 	s.mux.HandleFunc("POST /hooks/{source}/{token}", s.hook)
+	// Any other method: a JSON 405 like every other answer (the mux's own
+	// is text).
+	s.mux.HandleFunc("/hooks/{source}", methodNotAllowed)
+	s.mux.HandleFunc("/hooks/{source}/{token}", methodNotAllowed)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
@@ -457,4 +467,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	writeError(w, http.StatusMethodNotAllowed, "method not allowed", "")
 }

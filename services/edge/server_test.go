@@ -350,8 +350,8 @@ func TestStatuses(t *testing.T) {
 			if a.Reason != c.reason {
 				t.Fatalf("reason %q, want %q", a.Reason, c.reason)
 			}
-			if c.status == 405 && a.header.Get("Allow") != "POST" {
-				t.Fatalf("405 without Allow: POST")
+			if c.status == 405 && (a.header.Get("Allow") != "POST" || a.header.Get("Content-Type") != "application/json" || a.Error == "") {
+				t.Fatalf("405 with Allow %q, Content-Type %q, error %q; want POST, a JSON body with an error", a.header.Get("Allow"), a.header.Get("Content-Type"), a.Error)
 			}
 		})
 	}
@@ -501,6 +501,10 @@ func TestHealthAndMetrics(t *testing.T) {
 		`leadstream_edge_verify_failures_total{reason="bad_signature",source="mp-api"} 1`,
 		`leadstream_edge_publish_seconds_count 1`,
 		`leadstream_edge_in_flight 0`,
+		// Known label values exist at 0 before their first increment.
+		`leadstream_edge_verify_failures_total{reason="clock_skew",source="mp-leads"} 0`,
+		`leadstream_edge_verify_failures_total{reason="bad_token",source="lokalebasen"} 0`,
+		`leadstream_edge_requests_total{outcome="unavailable",source="offerte"} 0`,
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %s", want)

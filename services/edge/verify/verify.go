@@ -99,6 +99,16 @@ var reasons = [...]struct {
 	{ErrForbiddenIP, "forbidden_ip"},
 }
 
+// Reasons returns every label Reason can return but "unknown", so that
+// counters can be created at 0.
+func Reasons() []string {
+	out := make([]string, 0, len(reasons))
+	for _, r := range reasons {
+		out = append(out, r.label)
+	}
+	return out
+}
+
 // Reason returns a short, stable label for a verification error, safe to use as a metric label or
 // as the short reason of a 401 because it comes from a fixed set and never from the input:
 // "missing_signature", "malformed", "digest_mismatch", "unknown_key", "bad_signature",
