@@ -23,6 +23,7 @@ type recordingLMS struct {
 	types   []string       // their CloudEvents types
 	orphans []string       // types of those marked as orphans
 	seen    map[string]int // webhook-id -> times accepted
+	reject  string         // a type answered 400 (terminal), not recorded
 }
 
 func newRecordingLMS(t *testing.T) *recordingLMS {
@@ -46,6 +47,11 @@ func newRecordingLMS(t *testing.T) *recordingLMS {
 			t.Errorf("LMS: not a CloudEvent with webhook-id = id: %v", err)
 		}
 		l.mu.Lock()
+		if ce.Type == l.reject {
+			l.mu.Unlock()
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
 		if l.seen[ce.ID] == 0 {
 			l.order = append(l.order, ce.ID)
 			l.types = append(l.types, ce.Type)
@@ -65,4 +71,10 @@ func (l *recordingLMS) ids() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.order...)
+}
+
+func (l *recordingLMS) typesSeen() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.types...)
 }
