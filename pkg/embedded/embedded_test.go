@@ -14,6 +14,10 @@ import (
 // the embedded server does.
 func TestShippedConfigsSyncAlways(t *testing.T) {
 	t.Setenv("NATS_SERVER_NAME", "nats-1")
+	// secure.conf takes its users' passwords from the environment.
+	for _, user := range []string{"EDGE", "NORMALIZER", "DISPATCHER", "OPS", "DOWNSTREAM"} {
+		t.Setenv("LEADSTREAM_NATS_"+user+"_PASSWORD", "p-test")
+	}
 	files, _ := filepath.Glob("../../deploy/nats/*.conf")
 	if len(files) == 0 {
 		t.Fatal("no NATS configs under deploy/nats")
