@@ -317,7 +317,7 @@ func TestNATSPermissions(t *testing.T) {
 	lms := newGateLMS(t)
 	lms.refuse.Store(true)
 	cfg, opsConfig := secureConfigs(t, urls, lms)
-	edgeURL := startServices(t, cfg, urls)
+	edgeURL, norm := startServices(t, cfg, urls)
 	signer, err := simulate.NewSigner(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -342,6 +342,7 @@ func TestNATSPermissions(t *testing.T) {
 		}
 		return nil
 	})
+	lookIntoEvents(t, norm, ops)
 	runOpsCommands(t, ops, opsConfig, lms)
 	if n := streamMsgs(ops.js, streams.EVENTS); n != uint64(samples-1) {
 		t.Errorf("EVENTS holds %d after replay, want still %d", n, samples-1)
@@ -503,11 +504,11 @@ adapters:
 }
 
 // startServices runs the edge (behind an httptest server, whose URL it
-// returns), the normalizer and the dispatcher with the leads projection,
-// each on connections of its own user, until the test ends, and checks
-// they are ready: the edge looks up RAW, the others ask JetStream for the
-// account.
-func startServices(t *testing.T, cfg *config.Config, urls map[string]string) string {
+// returns), the normalizer (returned too) and the dispatcher with the leads
+// projection, each on connections of its own user, until the test ends,
+// and checks they are ready: the edge looks up RAW, the others ask
+// JetStream for the account.
+func startServices(t *testing.T, cfg *config.Config, urls map[string]string) (string, *normalizer.Service) {
 	t.Helper()
 	log := bufferLog(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -565,7 +566,44 @@ func startServices(t *testing.T, cfg *config.Config, urls map[string]string) str
 	}
 	run("dispatcher", dnc, djs, d.Run)
 	t.Cleanup(func() { cancel(); running.Wait() })
-	return edgeSrv.URL
+	return edgeSrv.URL, n
+}
+
+// lookIntoEvents has the normalizer process an Offerte lead again as a
+// redelivery from past EVENTS' duplicate window, with its dedupe key gone
+// (ops deletes it): the normalizer looks into EVENTS with an ordered
+// consumer, finds the event and publishes nothing.
+func lookIntoEvents(t *testing.T, n *normalizer.Service, ops *probe) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rc, err := ops.js.OrderedConsumer(ctx, streams.RAW, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"raw.offerte-adviseur.lead.offerte"}})
+	if err != nil {
+		t.Fatalf("ops: reading RAW: %v", err)
+	}
+	m, err := fetchOne(rc)
+	if err != nil {
+		t.Fatalf("ops: reading RAW: %v", err)
+	}
+	md, err := m.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := envelope.FromMsg(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := ops.js.KeyValue(ctx, streams.DedupeBucket)
+	if err != nil {
+		t.Fatalf("ops: dedupe bucket: %v", err)
+	}
+	if err := kv.Delete(ctx, raw.Source+"."+raw.EventID); err != nil {
+		t.Fatalf("ops: deleting dedupe key: %v", err)
+	}
+	ref := &leadstreamv1.RawRef{Stream: streams.RAW, Sequence: md.Sequence.Stream, Subject: m.Subject()}
+	if out, err := n.Process(ctx, raw, ref, time.Unix(0, 0), true); err != nil || out != normalizer.Deduplicated {
+		t.Errorf("normalizer: a redelivery of an event in EVENTS: outcome %d, %v; want Deduplicated", out, err)
+	}
 }
 
 // runOpsCommands runs lead show, dlq ls, show, drop (the normalize-stage
