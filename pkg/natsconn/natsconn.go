@@ -4,6 +4,8 @@ package natsconn
 
 import (
 	"fmt"
+	neturl "net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -63,7 +65,7 @@ func Connect(url string, o Options) (*nats.Conn, jetstream.JetStream, error) {
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to nats at %s: %w", url, err)
+		return nil, nil, fmt.Errorf("connecting to nats at %s: %w", Redact(url), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -71,4 +73,25 @@ func Connect(url string, o Options) (*nats.Conn, jetstream.JetStream, error) {
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return nc, js, nil
+}
+
+// Redact returns servers, a comma-separated list of NATS URLs, with every
+// password replaced by "xxxxx", so that an error or a log line never
+// carries one.
+func Redact(servers string) string {
+	parts := strings.Split(servers, ",")
+	for i, p := range parts {
+		u, err := neturl.Parse(strings.TrimSpace(p))
+		if err != nil || u.User == nil {
+			continue
+		}
+		if _, has := u.User.Password(); has {
+			parts[i] = u.Redacted()
+		} else if u.User.Username() != "" {
+			// A lone user part may be a token.
+			u.User = neturl.User("xxxxx")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }

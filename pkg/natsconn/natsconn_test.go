@@ -58,3 +58,24 @@ func TestClosed(t *testing.T) {
 		t.Fatal("Closed was not called after Close")
 	}
 }
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://127.0.0.1:4222":                                "nats://127.0.0.1:4222",
+		"nats://edge:s3cret@nats-1:4222":                       "nats://edge:xxxxx@nats-1:4222",
+		"nats://tok3n@nats-1:4222":                             "nats://xxxxx@nats-1:4222",
+		"nats://a:p1@n1:4222, nats://a:p2@n2:4222,nats://n3:1": "nats://a:xxxxx@n1:4222,nats://a:xxxxx@n2:4222,nats://n3:1",
+	} {
+		if got := natsconn.Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A failed connection's error names the server but not its password.
+func TestConnectErrorHasNoPassword(t *testing.T) {
+	_, _, err := natsconn.Connect("nats://edge:s3cret@127.0.0.1:1", natsconn.Options{})
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("Connect error %v: want the address without the password", err)
+	}
+}
