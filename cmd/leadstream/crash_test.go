@@ -122,7 +122,8 @@ func startDev(t *testing.T, bin, cfgPath, url string) *devProcess {
 // burst sends unique signed samples from 32 workers until killAfter were
 // acknowledged, then calls kill while the other requests are still in
 // flight, and returns the acknowledged event ids with their sample names.
-func burst(t *testing.T, signer *simulate.Signer, url string, killAfter int, kill func()) map[string]string {
+// Bursts with the same tag send the same webhooks (provider redeliveries).
+func burst(t *testing.T, signer *simulate.Signer, url, tag string, killAfter int, kill func()) map[string]string {
 	t.Helper()
 	var mu sync.Mutex
 	acked := map[string]string{}
@@ -143,7 +144,7 @@ func burst(t *testing.T, signer *simulate.Signer, url string, killAfter int, kil
 				}
 				smp := samples[(w+i)%len(samples)]
 				src, _ := signer.SourceFor(smp.Provider)
-				body := simulate.Unique(smp.Provider, smp.Body, fmt.Sprintf("w%d-%d", w, i))
+				body := simulate.Unique(smp.Provider, smp.Body, fmt.Sprintf("%sw%d-%d", tag, w, i))
 				req, err := signer.Request(context.Background(), url, src, smp.Name, body)
 				if err != nil {
 					t.Error(err)
@@ -191,7 +192,7 @@ func TestSIGKILLAfterBurst(t *testing.T) {
 	}
 	p := startDev(t, bin, cfgPath, url)
 
-	acked := burst(t, signer, url, 300, func() { _ = p.cmd.Process.Signal(syscall.SIGKILL) })
+	acked := burst(t, signer, url, "", 300, func() { _ = p.cmd.Process.Signal(syscall.SIGKILL) })
 	<-p.done
 	total := len(acked)
 	t.Logf("%d requests acknowledged before SIGKILL", total)
@@ -245,7 +246,7 @@ func killWhileDelivering(t *testing.T, bin string, lms *recordingLMS, d devConfi
 		t.Fatal(err)
 	}
 	p := startDev(t, bin, d.path, d.url)
-	acked := burst(t, signer, d.url, 200, func() {
+	acked := burst(t, signer, d.url, "", 200, func() {
 		// Wait until deliveries are flowing, then kill mid-flight.
 		natstest.CheckFor(t, 20*time.Second, 5*time.Millisecond, func() error {
 			if len(lms.ids()) < 20 {
