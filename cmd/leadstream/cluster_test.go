@@ -165,6 +165,16 @@ func TestCluster(t *testing.T) {
 	if err != nil || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
 		t.Fatalf("RAW is not replicated on 3 nodes: %+v %v", info, err)
 	}
+	// Before the first crash nothing may have been delivered twice: one
+	// dispatcher reads its ordering state from the stream leader, never
+	// from a follower that lags behind its own last write.
+	lms.mu.Lock()
+	for id, n := range lms.seen {
+		if n > 1 {
+			t.Errorf("webhook-id %s delivered %d times before any crash", id, n)
+		}
+	}
+	lms.mu.Unlock()
 	leader := cl.Index(info.Cluster.Leader)
 	cl.Stop(leader)
 	phase(fmt.Sprintf("stopped RAW's leader %s", info.Cluster.Leader))

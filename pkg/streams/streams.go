@@ -108,6 +108,33 @@ func DedupeConfig(cfg *config.Config) jetstream.KeyValueConfig {
 	}
 }
 
+// EnsureKVLeaderReads creates or updates a bucket whose reads must see
+// every acknowledged write, and binds to it so: its stream answers no direct
+// gets, so that a Get goes to the stream leader rather than to whichever
+// replica answers first. On a cluster a follower may lag behind the leader;
+// the dispatcher read a state from before its own last write that way, and
+// delivered an event again that it had just recorded as delivered.
+func EnsureKVLeaderReads(ctx context.Context, js jetstream.JetStream, kvc jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if _, err := EnsureKV(ctx, js, kvc); err != nil {
+		return nil, err
+	}
+	st, err := js.Stream(ctx, "KV_"+kvc.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", kvc.Bucket, err)
+	}
+	if sc := st.CachedInfo().Config; sc.AllowDirect {
+		sc.AllowDirect = false
+		if _, err := js.UpdateStream(ctx, sc); err != nil {
+			return nil, fmt.Errorf("bucket %s: turning direct gets off: %w", kvc.Bucket, err)
+		}
+	}
+	kv, err := js.KeyValue(ctx, kvc.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", kvc.Bucket, err)
+	}
+	return kv, nil
+}
+
 // EnsureKV creates or updates a key-value bucket.
 func EnsureKV(ctx context.Context, js jetstream.JetStream, kvc jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, kvc)

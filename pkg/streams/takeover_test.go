@@ -156,3 +156,36 @@ func fetchSeqs(t *testing.T, cons jetstream.Consumer, n int) []uint64 {
 	}
 	return seqs
 }
+
+// TestEnsureKVLeaderReads: the bucket's stream answers no direct gets, also
+// after a second ensure (which nats.go's CreateOrUpdateKeyValue would turn
+// back on), and the handle it returns reads what was just written.
+func TestEnsureKVLeaderReads(t *testing.T) {
+	ctx := context.Background()
+	srv := natstest.RunServer(t)
+	_, js := natstest.Connect(t, srv)
+	kvc := jetstream.KeyValueConfig{Bucket: "b", History: 1}
+	for range 2 {
+		kv, err := streams.EnsureKVLeaderReads(ctx, js, kvc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := js.Stream(ctx, "KV_b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Config.AllowDirect {
+			t.Fatal("KV_b still answers direct gets")
+		}
+		if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := kv.Get(ctx, "k"); err != nil || string(e.Value()) != "v" {
+			t.Fatalf("Get after Put: %v %v", e, err)
+		}
+	}
+}

@@ -77,7 +77,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if err := streams.Ensure(ctx, s.js, streams.EventsConfig(cfg), streams.DLQConfig(cfg), streams.TimersConfig(cfg)); err != nil {
 		return nil, err
 	}
-	kv, err := streams.EnsureKV(ctx, s.js, streams.DispatchConfig(cfg))
+	kv, err := streams.EnsureKVLeaderReads(ctx, s.js, streams.DispatchConfig(cfg))
 	if err != nil {
 		return nil, err
 	}

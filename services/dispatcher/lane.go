@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,6 +27,14 @@ import (
 // lane delivers to one adapter: its own durable consumer on EVENTS, its own
 // timers, its own workers. An LMS that is slow or down only ever slows its
 // own lane.
+//
+// Admitting an event (recording it in its aggregate's queue and acking it)
+// and delivering are done by different workers: admission is one KV write
+// and never waits behind an LMS, so an EVENTS message is acked well within
+// ack_wait even while its aggregate is busy delivering. (Admitted behind
+// deliveries, messages of a busy aggregate outlived ack_wait, came back,
+// and a copy that arrived after its event had left the bounded list of
+// delivered ids was delivered a second time.)
 type lane struct {
 	cfg        *config.Adapter
 	ad         adapter.Adapter
@@ -37,15 +46,54 @@ type lane struct {
 	maxPark    time.Duration
 	subscribed func(string) bool
 	now        func() time.Time
-	workers    []chan job
+	// admitters[i] and pumps[i] serve the aggregates that hash to i, so
+	// each aggregate is admitted in arrival order and delivered serially.
+	admitters []chan admission
+	pumps     []*pumpSet
 }
 
-// job is one unit of work for the worker that owns an aggregate.
-type job struct {
-	agg   string
-	event jetstream.Msg // an EVENTS message to admit, or nil
-	timer jetstream.Msg // a timer that fired, or nil
-	due   time.Time
+// admission is an EVENTS message to admit.
+type admission struct {
+	agg string
+	m   jetstream.Msg
+}
+
+// pumpSet holds the aggregates a delivery worker has to pump, each once
+// however often it was asked for, in the order they were first asked for.
+type pumpSet struct {
+	mu    sync.Mutex
+	set   map[string]struct{}
+	order []string
+	wake  chan struct{}
+}
+
+func newPumpSet() *pumpSet {
+	return &pumpSet{set: map[string]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+func (p *pumpSet) add(agg string) {
+	p.mu.Lock()
+	if _, ok := p.set[agg]; !ok {
+		p.set[agg] = struct{}{}
+		p.order = append(p.order, agg)
+	}
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *pumpSet) take() (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.order) == 0 {
+		return "", false
+	}
+	agg := p.order[0]
+	p.order = p.order[1:]
+	delete(p.set, agg)
+	return agg, true
 }
 
 // timer is the body of a timer message.
@@ -77,9 +125,9 @@ func (l *lane) timerConsumerConfig() jetstream.ConsumerConfig {
 		Description:   "leadstream dispatcher timers for adapter " + l.cfg.Name,
 		FilterSubject: l.timerSubject(),
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		// A fired timer pumps its aggregate before the ack, which may take
-		// several deliveries.
-		AckWait:       5 * time.Minute,
+		// A due timer is acked as soon as its aggregate is handed to its
+		// delivery worker; one not due yet is nakked with its delay.
+		AckWait:       time.Minute,
 		MaxDeliver:    -1,
 		MaxAckPending: 1024,
 	}
@@ -87,22 +135,16 @@ func (l *lane) timerConsumerConfig() jetstream.ConsumerConfig {
 
 // run consumes EVENTS and timers until ctx ends.
 func (l *lane) run(ctx context.Context, workers int) error {
-	l.workers = make([]chan job, workers)
-	done := make(chan struct{})
-	for i := range l.workers {
-		l.workers[i] = make(chan job, 64)
-		go func(ch chan job) {
-			for {
-				select {
-				case j := <-ch:
-					l.work(ctx, j)
-				case <-ctx.Done():
-					done <- struct{}{}
-					return
-				}
-			}
-		}(l.workers[i])
+	l.admitters = make([]chan admission, workers)
+	l.pumps = make([]*pumpSet, workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		l.admitters[i] = make(chan admission, 64)
+		l.pumps[i] = newPumpSet()
+		wg.Go(func() { l.admitLoop(ctx, l.admitters[i]) })
+		wg.Go(func() { l.pumpLoop(ctx, l.pumps[i]) })
 	}
+	defer wg.Wait()
 	events, err := l.js.Consumer(ctx, streams.EVENTS, l.durable())
 	if err != nil {
 		return fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err)
@@ -116,7 +158,10 @@ func (l *lane) run(ctx context.Context, workers int) error {
 		// it is the aggregate id, as replay and the sweep name it. One that
 		// does not decode is left to admit, which reads the event's own.
 		agg, _ := envelope.HeaderValue(m.Headers(), envelope.HdrCESubject)
-		l.route(ctx, job{agg: agg, event: m})
+		select {
+		case l.admitters[l.worker(agg)] <- admission{agg: agg, m: m}:
+		case <-ctx.Done():
+		}
 	}, jetstream.PullMaxMessages(64))
 	if err != nil {
 		return fmt.Errorf("dispatcher %s: consuming EVENTS: %w", l.cfg.Name, err)
@@ -127,83 +172,95 @@ func (l *lane) run(ctx context.Context, workers int) error {
 			_ = m.Term()
 			return
 		}
-		l.route(ctx, job{agg: t.Aggregate, timer: m, due: t.Due})
+		if wait := t.Due.Sub(l.now()); wait > 0 {
+			_ = m.NakWithDelay(wait)
+			return
+		}
+		// The state, not the timer, says what is due: a pump that fails
+		// schedules a new timer, and the sweep finds what a crash lost.
+		l.wake(t.Aggregate)
+		_ = m.Ack()
 	}, jetstream.PullMaxMessages(64))
 	if err != nil {
 		ec.Stop()
 		return fmt.Errorf("dispatcher %s: consuming timers: %w", l.cfg.Name, err)
 	}
 	// After a restart, pick up whatever was admitted but not yet delivered.
-	go l.sweep(ctx)
+	wg.Go(func() { l.sweep(ctx) })
 	l.log.Info("dispatching", zap.String("adapter", l.cfg.Name), zap.Strings("subjects", filterSubjects(l.cfg)))
 	<-ctx.Done()
 	ec.Drain()
 	tc.Drain()
-	for range l.workers {
-		<-done
-	}
 	return nil
 }
 
-// route hands j to the worker that owns its aggregate, so that one
-// aggregate's work is serial and in order while others run in parallel.
-func (l *lane) route(ctx context.Context, j job) {
+// worker is the index of the admitter and delivery worker that own agg.
+func (l *lane) worker(agg string) int {
 	h := fnv.New32a()
-	h.Write([]byte(j.agg))
-	select {
-	case l.workers[h.Sum32()%uint32(len(l.workers))] <- j:
-	case <-ctx.Done():
+	h.Write([]byte(agg))
+	return int(h.Sum32() % uint32(len(l.pumps)))
+}
+
+// wake asks agg's delivery worker to pump it.
+func (l *lane) wake(agg string) { l.pumps[l.worker(agg)].add(agg) }
+
+func (l *lane) admitLoop(ctx context.Context, ch <-chan admission) {
+	for {
+		select {
+		case a := <-ch:
+			agg, err := l.admit(ctx, a.agg, a.m)
+			if err != nil {
+				l.log.Warn("admitting event failed, will retry", zap.String("adapter", l.cfg.Name), zap.Error(err))
+				_ = a.m.NakWithDelay(time.Second)
+				continue
+			}
+			if agg != "" {
+				l.wake(agg)
+			}
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
-func (l *lane) work(ctx context.Context, j job) {
-	switch {
-	case j.event != nil:
-		if err := l.admit(ctx, j.agg, j.event); err != nil {
-			l.log.Warn("admitting event failed, will retry", zap.String("adapter", l.cfg.Name), zap.Error(err))
-			_ = j.event.NakWithDelay(time.Second)
+func (l *lane) pumpLoop(ctx context.Context, p *pumpSet) {
+	for {
+		for agg, ok := p.take(); ok; agg, ok = p.take() {
+			if err := l.pump(ctx, agg); err != nil {
+				if ctx.Err() != nil {
+					return // shutting down: the state holds what is left
+				}
+				l.log.Warn("delivery step failed, will retry", zap.String("adapter", l.cfg.Name), zap.Error(err))
+				l.schedule(ctx, agg, l.now().Add(time.Second))
+			}
+		}
+		select {
+		case <-p.wake:
+		case <-ctx.Done():
 			return
 		}
-	case j.timer != nil:
-		if wait := j.due.Sub(l.now()); wait > 0 {
-			_ = j.timer.NakWithDelay(wait)
-			return
-		}
-	}
-	if err := l.pump(ctx, j.agg); err != nil {
-		if ctx.Err() != nil {
-			return // shutting down: unacked work comes back after a restart
-		}
-		l.log.Warn("delivery step failed, will retry", zap.String("adapter", l.cfg.Name), zap.Error(err))
-		if j.timer != nil {
-			_ = j.timer.NakWithDelay(time.Second)
-			return
-		}
-		l.schedule(ctx, j.agg, l.now().Add(time.Second))
-	}
-	if j.timer != nil {
-		_ = j.timer.Ack()
 	}
 }
 
 // admit records an EVENTS message in its aggregate's queue, durably, and
-// acks it: from here on the queue, not the consumer, holds the event.
-func (l *lane) admit(ctx context.Context, agg string, m jetstream.Msg) error {
+// acks it: from here on the queue, not the consumer, holds the event. It
+// returns the aggregate to pump ("" when nothing was queued).
+func (l *lane) admit(ctx context.Context, agg string, m jetstream.Msg) (string, error) {
 	md, err := m.Metadata()
 	if err != nil {
-		return err
+		return "", err
 	}
 	var ev leadstreamv1.Event
 	if err := proto.Unmarshal(m.Data(), &ev); err != nil || ev.Id == "" {
 		l.deadLetter(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data(), "undecodable", fmt.Errorf("decoding event: %v", err), nil, 0)
-		return m.Ack()
+		return "", m.Ack()
 	}
 	if agg == "" {
 		agg = ev.AggregateId
 	}
 	if agg == "" {
 		l.deadLetter(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data(), "no_aggregate", fmt.Errorf("event %s has no aggregate id to order on", ev.Id), nil, 0)
-		return m.Ack()
+		return "", m.Ack()
 	}
 	key := stateKey(l.cfg.Name, agg)
 	hashed := hashedKey(key, l.cfg.Name)
@@ -221,15 +278,15 @@ func (l *lane) admit(ctx context.Context, agg string, m jetstream.Msg) error {
 	if reason, ok := permanent(err); ok {
 		// No redelivery can cure it: dead-letter rather than loop.
 		l.deadLetter(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data(), reason, err, nil, 0)
-		return m.Ack()
+		return "", m.Ack()
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	if !st.satisfied(e) {
 		l.schedule(ctx, agg, e.Since.Add(l.maxPark))
 	}
-	return m.Ack()
+	return agg, m.Ack()
 }
 
 // permanent tells a failure no retry will cure from a transient one, and
@@ -479,7 +536,7 @@ func (l *lane) sweepOnce(ctx context.Context) {
 				agg, ok = st.Aggregate, true
 			}
 			if ok {
-				l.route(ctx, job{agg: agg})
+				l.wake(agg)
 			}
 		}
 	}
