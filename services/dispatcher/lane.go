@@ -340,6 +340,11 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 			attempt, first, log = st.Retry.Attempts+1, st.Retry.First, st.Retry.Log
 		}
 		raw, err := l.events.GetMsg(ctx, e.Seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) && l.mayLag(ctx, e) {
+			// A direct get is answered by any replica, and one that is
+			// catching up (a node just restarted) has not got the event yet.
+			return fmt.Errorf("reading event %s: sequence %d not on the replica that answered yet", e.ID, e.Seq)
+		}
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			l.deadLetter(ctx, "", e.Seq, nil, nil, "event_missing", fmt.Errorf("event %s no longer in EVENTS (sequence %d)", e.ID, e.Seq), log, attempt-1)
 			if _, err := l.st.update(ctx, key, func(st *aggState) bool { st.done(e.ID, false); return true }); err != nil {
@@ -419,6 +424,25 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 	}
 	return ctx.Err()
 }
+
+// mayLag reports whether a direct get that did not find e's EVENTS message
+// may have asked a lagging replica: the sequence is still within the
+// stream, as its leader reports it, and e was admitted less than
+// lagBound ago. An event gone from the stream (aged out, purged) is not.
+func (l *lane) mayLag(ctx context.Context, e *entry) bool {
+	if l.now().Sub(e.Since) > lagBound {
+		return false
+	}
+	info, err := l.events.Info(ctx)
+	if err != nil {
+		return true // cannot tell: try again later
+	}
+	return e.Seq >= info.State.FirstSeq && e.Seq <= info.State.LastSeq
+}
+
+// lagBound bounds how long a replica may lag behind: past it, an event not
+// found is missing.
+const lagBound = 5 * time.Minute
 
 func appendLog(log []string, line string) []string {
 	log = append(log, line)
