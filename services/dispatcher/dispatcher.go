@@ -111,6 +111,8 @@ func New(ctx context.Context, o Options) (*Service, error) {
 			return nil, fmt.Errorf("dispatcher: timer consumer for adapter %s: %w", ac.Name, err)
 		}
 		s.m.initAdapter(ac.Name)
+		s.m.initConsumer(l.durable())
+		s.m.initConsumer(l.timerDurable())
 		s.lanes = append(s.lanes, l)
 	}
 	if o.Projection {
@@ -119,6 +121,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 			return nil, err
 		}
 		s.projection = leads.NewStore(lkv)
+		s.m.initConsumer(projectionConsumer.Durable)
 		if _, err := s.js.CreateOrUpdateConsumer(ctx, streams.EVENTS, projectionConsumer); err != nil {
 			return nil, fmt.Errorf("dispatcher: projection consumer: %w", err)
 		}

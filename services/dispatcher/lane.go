@@ -133,26 +133,43 @@ func (l *lane) timerConsumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
-// run consumes EVENTS and timers until ctx ends.
+// run consumes EVENTS and timers until ctx ends, or until one of its
+// consumers can deliver nothing more (it returns that error). Whichever
+// way it returns, its workers and consumers are stopped first, within
+// stopTimeout.
 func (l *lane) run(ctx context.Context, workers int) error {
+	events, err := l.js.Consumer(ctx, streams.EVENTS, l.durable())
+	if err != nil {
+		return stopped(ctx, fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err))
+	}
+	timers, err := l.js.Consumer(ctx, streams.TIMERS, l.timerDurable())
+	if err != nil {
+		return stopped(ctx, fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err))
+	}
+	// The workers end with this ctx, also when run returns early.
+	ctx, cancel := context.WithCancel(ctx)
+	var (
+		wg        sync.WaitGroup
+		consuming []jetstream.ConsumeContext
+	)
+	defer func() {
+		cancel()
+		deadline := time.NewTimer(stopTimeout)
+		defer deadline.Stop()
+		stopConsuming(l.log.With(zap.String("adapter", l.cfg.Name)), deadline.C, consuming...)
+		if !waitTimeout(&wg, deadline.C) {
+			l.log.Warn("lane workers still busy at shutdown; what they hold is in the ordering state", zap.String("adapter", l.cfg.Name), zap.Duration("within", stopTimeout))
+		}
+	}()
 	l.admitters = make([]chan admission, workers)
 	l.pumps = make([]*pumpSet, workers)
-	var wg sync.WaitGroup
 	for i := range workers {
 		l.admitters[i] = make(chan admission, 64)
 		l.pumps[i] = newPumpSet()
 		wg.Go(func() { l.admitLoop(ctx, l.admitters[i]) })
 		wg.Go(func() { l.pumpLoop(ctx, l.pumps[i]) })
 	}
-	defer wg.Wait()
-	events, err := l.js.Consumer(ctx, streams.EVENTS, l.durable())
-	if err != nil {
-		return fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err)
-	}
-	timers, err := l.js.Consumer(ctx, streams.TIMERS, l.timerDurable())
-	if err != nil {
-		return fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err)
-	}
+	watch := newConsumerWatch(l.m, l.log.With(zap.String("adapter", l.cfg.Name)))
 	ec, err := events.Consume(func(m jetstream.Msg) {
 		// ce-subject is percent-encoded (CloudEvents NATS binding); decoded
 		// it is the aggregate id, as replay and the sweep name it. One that
@@ -162,10 +179,11 @@ func (l *lane) run(ctx context.Context, workers int) error {
 		case l.admitters[l.worker(agg)] <- admission{agg: agg, m: m}:
 		case <-ctx.Done():
 		}
-	}, jetstream.PullMaxMessages(64))
+	}, jetstream.PullMaxMessages(64), watch.handler(l.durable(), events))
 	if err != nil {
 		return fmt.Errorf("dispatcher %s: consuming EVENTS: %w", l.cfg.Name, err)
 	}
+	consuming = append(consuming, ec)
 	tc, err := timers.Consume(func(m jetstream.Msg) {
 		var t timer
 		if json.Unmarshal(m.Data(), &t) != nil {
@@ -180,18 +198,48 @@ func (l *lane) run(ctx context.Context, workers int) error {
 		// schedules a new timer, and the sweep finds what a crash lost.
 		l.wake(t.Aggregate)
 		_ = m.Ack()
-	}, jetstream.PullMaxMessages(64))
+	}, jetstream.PullMaxMessages(64), watch.handler(l.timerDurable(), timers))
 	if err != nil {
-		ec.Stop()
 		return fmt.Errorf("dispatcher %s: consuming timers: %w", l.cfg.Name, err)
 	}
+	consuming = append(consuming, tc)
 	// After a restart, pick up whatever was admitted but not yet delivered.
 	wg.Go(func() { l.sweep(ctx) })
 	l.log.Info("dispatching", zap.String("adapter", l.cfg.Name), zap.Strings("subjects", filterSubjects(l.cfg)))
-	<-ctx.Done()
-	ec.Drain()
-	tc.Drain()
-	return nil
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-watch.reports:
+			if err := watch.check(ctx, r); err != nil {
+				return fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err)
+			}
+		}
+	}
+}
+
+// stopped is err, or nil when ctx ended: a shutdown during start-up is no
+// failure.
+func stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// waitTimeout waits for wg until deadline, and reports whether wg was done.
+func waitTimeout(wg *sync.WaitGroup, deadline <-chan time.Time) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-deadline:
+		return false
+	}
 }
 
 // worker is the index of the admitter and delivery worker that own agg.
@@ -210,8 +258,10 @@ func (l *lane) admitLoop(ctx context.Context, ch <-chan admission) {
 		case a := <-ch:
 			agg, err := l.admit(ctx, a.agg, a.m)
 			if err != nil {
-				l.log.Warn("admitting event failed, will retry", zap.String("adapter", l.cfg.Name), zap.Error(err))
-				_ = a.m.NakWithDelay(time.Second)
+				if ctx.Err() == nil {
+					l.log.Warn("admitting event failed, will retry", zap.String("adapter", l.cfg.Name), zap.Error(err))
+				}
+				_ = a.m.NakWithDelay(nakDelay(a.m))
 				continue
 			}
 			if agg != "" {
@@ -242,6 +292,17 @@ func (l *lane) pumpLoop(ctx context.Context, p *pumpSet) {
 	}
 }
 
+// nakDelay spaces the redeliveries of an EVENTS message that could not be
+// admitted: 1s, 2s, 4s ... up to a minute, so that a DLQ or bucket that is
+// down for long is not asked every second.
+func nakDelay(m jetstream.Msg) time.Duration {
+	n := uint64(1)
+	if md, err := m.Metadata(); err == nil && md.NumDelivered > 0 {
+		n = md.NumDelivered
+	}
+	return min(time.Second<<min(n-1, 6), time.Minute)
+}
+
 // admit records an EVENTS message in its aggregate's queue, durably, and
 // acks it: from here on the queue, not the consumer, holds the event. It
 // returns the aggregate to pump ("" when nothing was queued).
@@ -251,15 +312,21 @@ func (l *lane) admit(ctx context.Context, agg string, m jetstream.Msg) (string, 
 		return "", err
 	}
 	var ev leadstreamv1.Event
+	// A message that cannot be admitted is acked only once its dead letter
+	// is in DLQ: until then the consumer holds it, and it comes back.
 	if err := proto.Unmarshal(m.Data(), &ev); err != nil || ev.Id == "" {
-		l.deadLetter(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data(), "undecodable", fmt.Errorf("decoding event: %v", err), nil, 0)
+		if err := l.deadLetter(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data(), "undecodable", fmt.Errorf("decoding event: %v", err), nil, 0); err != nil {
+			return "", err
+		}
 		return "", m.Ack()
 	}
 	if agg == "" {
 		agg = ev.AggregateId
 	}
 	if agg == "" {
-		l.deadLetter(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data(), "no_aggregate", fmt.Errorf("event %s has no aggregate id to order on", ev.Id), nil, 0)
+		if err := l.deadLetter(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data(), "no_aggregate", fmt.Errorf("event %s has no aggregate id to order on", ev.Id), nil, 0); err != nil {
+			return "", err
+		}
 		return "", m.Ack()
 	}
 	key := stateKey(l.cfg.Name, agg)
@@ -277,7 +344,9 @@ func (l *lane) admit(ctx context.Context, agg string, m jetstream.Msg) (string, 
 	})
 	if reason, ok := permanent(err); ok {
 		// No redelivery can cure it: dead-letter rather than loop.
-		l.deadLetter(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data(), reason, err, nil, 0)
+		if err := l.deadLetter(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data(), reason, err, nil, 0); err != nil {
+			return "", err
+		}
 		return "", m.Ack()
 	}
 	if err != nil {
@@ -318,10 +387,6 @@ func containsStr(ss []string, s string) bool {
 // left, one is waiting for a prerequisite, or one is being retried.
 func (l *lane) pump(ctx context.Context, agg string) error {
 	key := stateKey(l.cfg.Name, agg)
-	// What happened at the LMS is recorded even when shutdown has begun (an
-	// unrecorded delivery would be made again after the restart); JetStream's
-	// own request timeout bounds these writes.
-	rctx := context.WithoutCancel(ctx)
 	for ctx.Err() == nil {
 		st, _, err := l.st.load(ctx, key)
 		if err != nil {
@@ -333,11 +398,15 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 			return nil
 		}
 		attempt, first, log := 1, now, []string(nil)
+		var pending *retry // a dead letter DLQ did not take yet
 		if st.Retry != nil && st.Retry.ID == e.ID {
 			if now.Before(st.Retry.Next) {
 				return nil // its timer will come
 			}
 			attempt, first, log = st.Retry.Attempts+1, st.Retry.First, st.Retry.Log
+			if st.Retry.DeadLetter != "" {
+				pending = st.Retry
+			}
 		}
 		raw, err := l.events.GetMsg(ctx, e.Seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) && l.mayLag(ctx, e) {
@@ -346,7 +415,9 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 			return fmt.Errorf("reading event %s: sequence %d not on the replica that answered yet", e.ID, e.Seq)
 		}
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			l.deadLetter(ctx, "", e.Seq, nil, nil, "event_missing", fmt.Errorf("event %s no longer in EVENTS (sequence %d)", e.ID, e.Seq), log, attempt-1)
+			if err := l.deadLetter(ctx, "", e.Seq, nil, nil, "event_missing", fmt.Errorf("event %s no longer in EVENTS (sequence %d)", e.ID, e.Seq), log, attempt-1); err != nil {
+				return err // it stays queued, and is dead-lettered on a later pump
+			}
 			if _, err := l.st.update(ctx, key, func(st *aggState) bool { st.done(e.ID, false); return true }); err != nil {
 				return err
 			}
@@ -354,6 +425,12 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 		}
 		if err != nil {
 			return fmt.Errorf("reading event %s: %w", e.ID, err)
+		}
+		if pending != nil {
+			if err := l.giveUp(ctx, agg, e, raw, pending.DeadLetter, errors.New(pending.Error), pending.Log, pending.Attempts, pending.First); err != nil {
+				return err
+			}
+			continue
 		}
 		var ev leadstreamv1.Event
 		if err := proto.Unmarshal(raw.Data, &ev); err != nil {
@@ -368,6 +445,12 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 		}
 		derr := l.ad.Deliver(dctx, d)
 		cancel()
+		if derr != nil && ctx.Err() != nil {
+			// Shutdown cut the attempt short: it is no answer of the LMS's,
+			// and must not count towards giving up. The event stays where
+			// it was and is delivered after the restart.
+			return ctx.Err()
+		}
 		l.m.attempts.WithLabelValues(l.cfg.Name).Inc()
 		outcome := "delivered"
 		if derr != nil {
@@ -377,7 +460,10 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 
 		switch {
 		case derr == nil:
-			if _, err := l.st.update(rctx, key, func(st *aggState) bool { st.done(e.ID, true); return true }); err != nil {
+			rctx, cancel := recordCtx(ctx)
+			_, err := l.st.update(rctx, key, func(st *aggState) bool { st.done(e.ID, true); return true })
+			cancel()
+			if err != nil {
 				return err
 			}
 			label := "delivered"
@@ -396,8 +482,7 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 			if !adapter.IsTerminal(derr) {
 				reason = "retries_exhausted"
 			}
-			l.deadLetter(rctx, raw.Subject, e.Seq, raw.Header, raw.Data, reason, derr, log, attempt)
-			if _, err := l.st.update(rctx, key, func(st *aggState) bool { st.done(e.ID, false); return true }); err != nil {
+			if err := l.giveUp(ctx, agg, e, raw, reason, derr, log, attempt, first); err != nil {
 				return err
 			}
 		default:
@@ -406,13 +491,16 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 				delay = after
 			}
 			next := now.Add(delay)
-			if _, err := l.st.update(rctx, key, func(st *aggState) bool {
+			rctx, cancel := recordCtx(ctx)
+			_, err := l.st.update(rctx, key, func(st *aggState) bool {
 				if st.index(e.ID) < 0 {
 					return false
 				}
 				st.Retry = &retry{ID: e.ID, Attempts: attempt, First: first, Next: next, Log: log}
 				return true
-			}); err != nil {
+			})
+			cancel()
+			if err != nil {
 				return err
 			}
 			l.m.deliveries.WithLabelValues(l.cfg.Name, "retry").Inc()
@@ -423,6 +511,46 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// giveUp dead-letters e, which will not be delivered, and takes it off its
+// aggregate's queue. When DLQ does not take the letter, e stays first in
+// the queue marked for DLQ (its retry names the reason), so that a later
+// pump dead-letters it without asking the LMS again; it is never dropped
+// without its letter. Like every record of an LMS's answer, it is made
+// even when shutdown has begun, within recordTimeout for each write.
+func (l *lane) giveUp(ctx context.Context, agg string, e *entry, raw *jetstream.RawStreamMsg, reason string, cause error, log []string, attempts int, first time.Time) error {
+	key := stateKey(l.cfg.Name, agg)
+	rctx, cancel := recordCtx(ctx)
+	dlErr := l.deadLetter(rctx, raw.Subject, e.Seq, raw.Header, raw.Data, reason, cause, log, attempts)
+	cancel()
+	rctx, cancel = recordCtx(ctx)
+	defer cancel()
+	if dlErr == nil {
+		_, err := l.st.update(rctx, key, func(st *aggState) bool { st.done(e.ID, false); return true })
+		return err
+	}
+	next := l.now().Add(l.backoff(attempts))
+	if _, err := l.st.update(rctx, key, func(st *aggState) bool {
+		if st.index(e.ID) < 0 {
+			return false
+		}
+		st.Retry = &retry{ID: e.ID, Attempts: attempts, First: first, Next: next, Log: log, DeadLetter: reason, Error: errorText(cause)}
+		return true
+	}); err != nil {
+		return errors.Join(dlErr, err)
+	}
+	l.log.Warn("dead-lettering failed, will retry", zap.String("adapter", l.cfg.Name), zap.String("event_id", e.ID),
+		zap.String("reason", reason), zap.Time("next", next), zap.Error(dlErr))
+	l.schedule(ctx, agg, next)
+	return nil
+}
+
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // mayLag reports whether a direct get that did not find e's EVENTS message
@@ -475,15 +603,17 @@ func (l *lane) schedule(ctx context.Context, agg string, due time.Time) {
 }
 
 // deadLetter writes a delivery that will not happen to dlq.deliver.<adapter>.
-func (l *lane) deadLetter(ctx context.Context, subject string, seq uint64, hdr nats.Header, body []byte, reason string, cause error, log []string, attempts int) {
-	errText := ""
-	if cause != nil {
-		errText = cause.Error()
-	}
+// It makes one attempt (and, for a letter too large for the server, one
+// with less in it), within ctx, and returns an error when DLQ did not take
+// the letter: the caller then keeps the event, so that it is dead-lettered
+// again later. The letter's message id is its EVENTS sequence, so a retry
+// after a lost acknowledgement is stored once.
+func (l *lane) deadLetter(ctx context.Context, subject string, seq uint64, hdr nats.Header, body []byte, reason string, cause error, log []string, attempts int) error {
+	errText := errorText(cause)
 	letter := &dlq.Letter{Stage: dlq.StageDeliver, Name: l.cfg.Name, Reason: reason, Error: errText, Subject: subject, Sequence: seq,
 		Attempts: attempts, Header: hdr, Body: body, Log: log}
 	id := fmt.Sprintf("%s:%s:%d", dlq.StageDeliver, l.cfg.Name, seq)
-	for ctx.Err() == nil {
+	for {
 		_, err := l.js.PublishMsg(ctx, letter.Msg(id))
 		if err == nil {
 			break
@@ -501,15 +631,12 @@ func (l *lane) deadLetter(ctx context.Context, subject string, seq uint64, hdr n
 			letter.Error = fmt.Sprintf("%s (event left out: too large; it is EVENTS sequence %d)", errText, seq)
 			continue
 		}
-		l.log.Warn("dead-lettering failed, retrying", zap.String("adapter", l.cfg.Name), zap.Error(err))
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
+		return fmt.Errorf("dead-lettering EVENTS sequence %d (%s): %w", seq, reason, err)
 	}
 	l.m.deliveries.WithLabelValues(l.cfg.Name, "dead_lettered").Inc()
 	l.m.deadLetters.WithLabelValues(l.cfg.Name, reason).Inc()
 	l.log.Warn("dead-lettered", zap.String("adapter", l.cfg.Name), zap.Uint64("events_sequence", seq), zap.String("reason", reason), zap.Int("attempts", attempts))
+	return nil
 }
 
 // sweep runs at start and then periodically: it pumps every aggregate that
@@ -528,16 +655,37 @@ func (l *lane) sweep(ctx context.Context) {
 	}
 }
 
+// sweepTimeout bounds one sweep's reading of the bucket; a sweep cut off
+// leaves the gauges as they were, and the next one tries again.
+const sweepTimeout = time.Minute
+
 func (l *lane) sweepOnce(ctx context.Context) {
+	// Its own ctx also ends the goroutine nats.go keeps per watcher until
+	// the watcher's ctx is done.
+	ctx, cancel := context.WithTimeout(ctx, sweepTimeout)
+	defer cancel()
 	w, err := l.st.kv.WatchFiltered(ctx, []string{l.cfg.Name + ".>"}, jetstream.IgnoreDeletes())
 	if err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn("sweeping ordering state failed", zap.String("adapter", l.cfg.Name), zap.Error(err))
+		}
 		return
 	}
 	defer func() { _ = w.Stop() }()
 	now := l.now()
 	parked, retrying := 0, 0
 	var oldest time.Duration
-	for e := range w.Updates() {
+	for {
+		var e jetstream.KeyValueEntry
+		select {
+		case u, ok := <-w.Updates():
+			if !ok {
+				return // cut off
+			}
+			e = u
+		case <-ctx.Done():
+			return
+		}
 		if e == nil {
 			break // the current values are all in
 		}

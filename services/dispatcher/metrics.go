@@ -13,6 +13,9 @@ type metrics struct {
 	projected    *prometheus.CounterVec
 	breaker      *prometheus.GaugeVec
 	dlqDepth     *prometheus.GaugeVec
+	// consumerErrors counts what nats.go reports while consuming, by
+	// durable: missed heartbeats, a deleted consumer, leader changes.
+	consumerErrors *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -58,8 +61,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "leadstream_dispatcher_dlq_depth",
 			Help: "Dead letters of an adapter waiting in DLQ (dlq.deliver.<adapter>) for a replay or drop.",
 		}, []string{"adapter"}),
+		consumerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadstream_dispatcher_consumer_errors_total",
+			Help: "Errors reported while consuming, by durable consumer (dispatch-<adapter>, timers-<adapter>, projection-leads): missed heartbeats, a deleted consumer, leader changes.",
+		}, []string{"consumer"}),
 	}
-	reg.MustRegister(m.deliveries, m.deadLetters, m.attempts, m.retryBacklog, m.parked, m.oldestParked, m.endToEnd, m.projected, m.breaker, m.dlqDepth)
+	reg.MustRegister(m.deliveries, m.deadLetters, m.attempts, m.retryBacklog, m.parked, m.oldestParked, m.endToEnd, m.projected, m.breaker, m.dlqDepth, m.consumerErrors)
 	return m
 }
 
@@ -82,4 +89,9 @@ func (m *metrics) initAdapter(adapter string) {
 	m.attempts.WithLabelValues(adapter)
 	m.breaker.WithLabelValues(adapter)
 	m.dlqDepth.WithLabelValues(adapter)
+}
+
+// initConsumer creates consumer's error counter at 0.
+func (m *metrics) initConsumer(consumer string) {
+	m.consumerErrors.WithLabelValues(consumer)
 }

@@ -30,8 +30,9 @@ var projectionConsumer = jetstream.ConsumerConfig{
 func (s *Service) project(ctx context.Context) error {
 	cons, err := s.js.Consumer(ctx, streams.EVENTS, projectionConsumer.Durable)
 	if err != nil {
-		return fmt.Errorf("projection: %w", err)
+		return stopped(ctx, fmt.Errorf("projection: %w", err))
 	}
+	watch := newConsumerWatch(s.m, s.log)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		var ev leadstreamv1.Event
 		if err := proto.Unmarshal(m.Data(), &ev); err != nil {
@@ -56,11 +57,23 @@ func (s *Service) project(ctx context.Context) error {
 		}
 		s.m.projected.WithLabelValues("merged").Inc()
 		_ = m.Ack()
-	})
+	}, watch.handler(projectionConsumer.Durable, cons))
 	if err != nil {
 		return fmt.Errorf("projection: %w", err)
 	}
-	<-ctx.Done()
-	cc.Drain()
-	return nil
+	defer func() {
+		deadline := time.NewTimer(stopTimeout)
+		defer deadline.Stop()
+		stopConsuming(s.log, deadline.C, cc)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-watch.reports:
+			if err := watch.check(ctx, r); err != nil {
+				return fmt.Errorf("projection: %w", err)
+			}
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/leadstream/leadstream/pkg/natskey"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/kvcas"
 )
 
 // aggState is one adapter's ordering state for one aggregate, kept in the
@@ -48,6 +49,10 @@ type retry struct {
 	First    time.Time `json:"first"`
 	Next     time.Time `json:"next"`
 	Log      []string  `json:"log,omitempty"`
+	// DeadLetter is the reason of a dead letter DLQ did not take: at Next
+	// the event goes to DLQ with it and Error, not to the LMS again.
+	DeadLetter string `json:"dead_letter,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 // maxDelivered bounds the ids remembered per aggregate to drop a
@@ -177,35 +182,29 @@ func (s states) load(ctx context.Context, key string) (*aggState, uint64, error)
 }
 
 // update applies f to the current state and stores the result; f returns
-// false when it changed nothing. On a concurrent write it starts over.
+// false when it changed nothing. On a concurrent write it starts over, a
+// bounded number of times (kvcas.Update): past that it returns an error
+// wrapping kvcas.ErrContention, which the caller retries later.
 func (s states) update(ctx context.Context, key string, f func(*aggState) bool) (*aggState, error) {
-	for {
-		st, rev, err := s.load(ctx, key)
-		if err != nil {
-			return nil, err
-		}
-		if !f(st) {
-			return st, nil
-		}
-		data, err := json.Marshal(st)
-		if err != nil {
-			return nil, err
-		}
-		if rev == 0 {
-			_, err = s.kv.Create(ctx, key, data)
-		} else {
-			_, err = s.kv.Update(ctx, key, data, rev)
-		}
-		if err == nil {
-			return st, nil
-		}
-		var apiErr *jetstream.APIError
-		if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)) {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			continue
-		}
+	if err := natskey.CheckKey(key); err != nil {
 		return nil, fmt.Errorf("writing ordering state: %w", err)
 	}
+	var st *aggState
+	_, err := kvcas.Update(ctx, s.kv, key, func(cur []byte) ([]byte, bool, error) {
+		st = &aggState{}
+		if cur != nil {
+			if err := json.Unmarshal(cur, st); err != nil {
+				return nil, false, fmt.Errorf("decoding ordering state %s: %w", key, err)
+			}
+		}
+		if !f(st) {
+			return nil, false, nil
+		}
+		data, err := json.Marshal(st)
+		return data, true, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("writing ordering state: %w", err)
+	}
+	return st, nil
 }

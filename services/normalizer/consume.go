@@ -104,7 +104,19 @@ func (s *Service) Run(ctx context.Context) error {
 			middleware.Timeout(s.cfg.Normalizer.HandlerTimeout.Duration),
 		)
 	}
-	go s.watchLag(ctx)
+	// The lag watcher is joined before Run returns: it uses the service's
+	// connection, which the caller closes after Run. Its requests end with
+	// lagCtx, so the join is as short as one of them.
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagDone := make(chan struct{})
+	go func() {
+		defer close(lagDone)
+		s.watchLag(lagCtx)
+	}()
+	defer func() {
+		stopLag()
+		<-lagDone
+	}()
 	s.log.Info("normalizer consuming", zap.Strings("kinds", s.kinds))
 	if err := router.Run(ctx); err != nil {
 		return fmt.Errorf("normalizer: %w", err)

@@ -5,15 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/leadstream/leadstream/pkg/natskey"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/kvcas"
 )
 
 // Bucket is the name of the KV bucket holding the projection.
@@ -32,11 +31,6 @@ func BucketConfig(replicas int) jetstream.KeyValueConfig {
 	}
 }
 
-// maxAttempts bounds Store.Apply's compare-and-set retries. Every lost
-// attempt is another writer's successful write, so running out takes that
-// many concurrent writes to one aggregate during one Apply.
-const maxAttempts = 100
-
 // Store keeps States in a KV bucket. It is safe for concurrent use, also by
 // several processes on the same bucket.
 type Store struct {
@@ -50,8 +44,9 @@ func NewStore(kv jetstream.KeyValue) *Store {
 
 // Apply merges ev into its aggregate's stored state. It reads the state and
 // its revision, merges, and writes only if the revision is still current
-// (Create for a new key), retrying on a conflict with another writer. An
-// event already contained in the state changes no bytes and writes nothing.
+// (Create for a new key), retrying on a conflict with another writer (see
+// kvcas.Update). An event already contained in the state changes no bytes
+// and writes nothing.
 //
 // It returns ErrNoAggregate for an event without aggregate id,
 // ErrContention when every attempt lost to other writers, and KV errors
@@ -61,62 +56,27 @@ func (s *Store) Apply(ctx context.Context, ev *leadstreamv1.Event) error {
 		return fmt.Errorf("applying event %q: %w", ev.GetId(), ErrNoAggregate)
 	}
 	key := Key(ev.GetAggregateId())
-	for attempt := range maxAttempts {
-		if attempt > 0 {
-			if err := backoff(ctx, attempt); err != nil {
-				return fmt.Errorf("applying event %q to %s: %w", ev.GetId(), key, err)
-			}
-		}
-		var (
-			cur *State
-			old []byte
-			rev uint64
-		)
-		entry, err := s.kv.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return fmt.Errorf("reading state %s: %w", key, err)
-		default:
-			old, rev = entry.Value(), entry.Revision()
+	_, err := kvcas.Update(ctx, s.kv, key, func(old []byte) ([]byte, bool, error) {
+		var cur *State
+		if old != nil {
+			var err error
 			if cur, err = Unmarshal(old); err != nil {
-				return fmt.Errorf("reading state %s: %w", key, err)
+				return nil, false, fmt.Errorf("reading state %s: %w", key, err)
 			}
 		}
 		b, err := Marshal(Apply(cur, ev))
 		if err != nil {
-			return fmt.Errorf("applying event %q to %s: %w", ev.GetId(), key, err)
+			return nil, false, err
 		}
-		if rev != 0 && bytes.Equal(b, old) {
-			return nil
-		}
-		if rev == 0 {
-			_, err = s.kv.Create(ctx, key, b)
-		} else {
-			_, err = s.kv.Update(ctx, key, b, rev)
-		}
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return fmt.Errorf("writing state %s: %w", key, err)
-		}
+		return b, !bytes.Equal(b, old), nil
+	})
+	switch {
+	case errors.Is(err, kvcas.ErrContention):
+		return fmt.Errorf("applying event %q to %s: %d attempts: %w", ev.GetId(), key, kvcas.Attempts, ErrContention)
+	case err != nil:
+		return fmt.Errorf("applying event %q to %s: %w", ev.GetId(), key, err)
 	}
-	return fmt.Errorf("applying event %q to %s: %d attempts: %w", ev.GetId(), key, maxAttempts, ErrContention)
-}
-
-// backoff waits a jittered, exponentially growing pause (1ms up to 100ms)
-// so that writers that collided do not collide again in lockstep.
-func backoff(ctx context.Context, attempt int) error {
-	ceiling := min(time.Millisecond<<min(attempt-1, 7), 100*time.Millisecond)
-	t := time.NewTimer(rand.N(ceiling) + time.Millisecond/2)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return nil
 }
 
 // Get returns the stored state named by aggregateOrKey, which is one of:
