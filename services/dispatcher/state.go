@@ -77,7 +77,11 @@ func (st *aggState) index(id string) int {
 
 // next is the entry to deliver now, and whether it goes as an orphan: the
 // retrying one if any (it holds back its aggregate), else the first whose
-// prerequisites are established, else the first that waited maxPark.
+// prerequisites are established, else an orphan: the first that waited
+// maxPark, unless what it waits for is queued too. Then that goes first,
+// once it waited maxPark itself (a lead.paid that arrived before a
+// lead.invoiced, which waits for a lead.sold that never comes, goes out
+// after the lead.invoiced, not before it).
 func (st *aggState) next(now time.Time, maxPark time.Duration) (*entry, bool) {
 	if st.Retry != nil {
 		if i := st.index(st.Retry.ID); i >= 0 {
@@ -91,11 +95,38 @@ func (st *aggState) next(now time.Time, maxPark time.Duration) (*entry, bool) {
 		}
 	}
 	for _, e := range st.Queue {
-		if now.Sub(e.Since) >= maxPark {
-			return e, true
+		if now.Sub(e.Since) < maxPark {
+			continue
+		}
+		if r := st.root(e); now.Sub(r.Since) >= maxPark {
+			return r, true
 		}
 	}
 	return nil, false
+}
+
+// root follows what e misses to the queued entries that would establish
+// it, and those entries' own misses, to the first that waits for nothing
+// queued: what has to go out before e for the aggregate's order to hold.
+// Chains in the data may loop (a transaction back to a status it had), so
+// each entry is followed once.
+func (st *aggState) root(e *entry) *entry {
+	seen := map[string]bool{e.ID: true}
+	for {
+		var p *entry
+		for _, f := range missing(st, e) {
+			i := slices.IndexFunc(st.Queue, func(q *entry) bool { return !seen[q.ID] && slices.Contains(q.Provides, f) })
+			if i >= 0 {
+				p = st.Queue[i]
+				break
+			}
+		}
+		if p == nil {
+			return e
+		}
+		seen[p.ID] = true
+		e = p
+	}
 }
 
 // done removes entry id after its delivery (or dead-lettering) and, when
