@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,95 +22,6 @@ import (
 	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/pkg/streams"
 )
-
-// freezer forwards TCP connections to a NATS server and can freeze them:
-// while frozen it passes nothing on in either direction, as a server that
-// stopped answering without closing its connections. It counts what the
-// clients sent while frozen, so a test knows when a write is stuck in it.
-type freezer struct {
-	ln     net.Listener
-	gate   sync.RWMutex // held for writing while frozen
-	frozen atomic.Bool
-	held   atomic.Int64 // bytes clients sent while frozen
-}
-
-func newFreezer(t *testing.T, serverURL string) *freezer {
-	t.Helper()
-	target := strings.TrimPrefix(serverURL, "nats://")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &freezer{ln: ln}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		p.thaw()
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, in, out)
-			mu.Unlock()
-			wg.Go(func() { p.pipe(out, in, true) })
-			wg.Go(func() { p.pipe(in, out, false) })
-		}
-	})
-	return p
-}
-
-func (p *freezer) url() string { return "nats://" + p.ln.Addr().String() }
-
-func (p *freezer) freeze() {
-	if p.frozen.CompareAndSwap(false, true) {
-		p.gate.Lock()
-	}
-}
-
-func (p *freezer) thaw() {
-	if p.frozen.CompareAndSwap(true, false) {
-		p.gate.Unlock()
-	}
-}
-
-func (p *freezer) pipe(dst, src net.Conn, fromClient bool) {
-	defer dst.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if fromClient && p.frozen.Load() {
-				p.held.Add(int64(n))
-			}
-			p.gate.RLock()
-			_, werr := dst.Write(buf[:n])
-			p.gate.RUnlock()
-			if werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
 
 // running is a dispatcher started by a test that wants Run's error.
 type running struct {
@@ -203,12 +111,12 @@ func deliverLetters(t *testing.T, js jetstream.JetStream, want int) []*dlq.Lette
 func TestShutdownWithJetStreamUnreachable(t *testing.T) {
 	lms := newFakeLMS(t)
 	f := newFixture(t, adapterYAML("crm", lms.srv.URL, ""))
-	px := newFreezer(t, f.ns.ClientURL())
+	px := natstest.NewProxy(t, f.ns.ClientURL())
 	lms.setRespond(func(r received) int {
-		px.freeze() // before the answer: what follows it cannot reach JetStream
+		px.Freeze() // before the answer: what follows it cannot reach JetStream
 		return http.StatusUnprocessableEntity
 	})
-	nc, js, err := natsconn.Connect(px.url(), natsconn.Options{Name: t.Name()})
+	nc, js, err := natsconn.Connect(px.URL(), natsconn.Options{Name: t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +130,7 @@ func TestShutdownWithJetStreamUnreachable(t *testing.T) {
 	ev.GetLead().Buyer.Name = strings.Repeat("z", big)
 	f.publish(ev)
 	natstest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
-		if n := px.held.Load(); n < big {
+		if n := px.Held(); n < big {
 			return fmt.Errorf("%d bytes held by the frozen connection", n)
 		}
 		return nil
@@ -240,7 +148,7 @@ func TestShutdownWithJetStreamUnreachable(t *testing.T) {
 		}
 	}
 
-	px.thaw()
+	px.Thaw()
 	lms.setRespond(func(received) int { return http.StatusUnprocessableEntity })
 	f.start()
 	l := deliverLetters(t, f.js, 1)[0]

@@ -22,19 +22,19 @@ func (h *harness) status(path string) int {
 // again, ready again.
 func TestReadyWhenJetStreamAnswers(t *testing.T) {
 	ns := natstest.RunServer(t)
-	px := newProxy(t, ns.Addr().String())
-	h := newHarnessVia(t, px.url(), nil)
+	px := natstest.NewProxy(t, ns.Addr().String())
+	h := newHarnessVia(t, px.URL(), nil)
 	if r, l := h.status("/readyz"), h.status("/healthz"); r != 200 || l != 200 {
 		t.Fatalf("readyz %d healthz %d, want 200 200", r, l)
 	}
-	px.freeze()
+	px.Freeze()
 	if got := h.status("/readyz"); got != http.StatusServiceUnavailable {
 		t.Errorf("readyz with JetStream not answering: %d, want 503", got)
 	}
 	if got := h.status("/healthz"); got != http.StatusOK {
 		t.Errorf("healthz with JetStream not answering: %d, want 200 (a restart would not help)", got)
 	}
-	px.thaw()
+	px.Thaw()
 	if got := h.status("/readyz"); got != http.StatusOK {
 		t.Errorf("readyz after JetStream answers again: %d, want 200", got)
 	}

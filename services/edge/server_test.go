@@ -386,13 +386,13 @@ func mustPrefixes(t *testing.T, cidrs ...string) []netip.Prefix {
 // again the first request is acknowledged.
 func TestOverloaded(t *testing.T) {
 	ns := natstest.RunServer(t)
-	px := newProxy(t, ns.Addr().String())
-	h := newHarnessVia(t, px.url(), func(c *config.Config) {
+	px := natstest.NewProxy(t, ns.Addr().String())
+	h := newHarnessVia(t, px.URL(), func(c *config.Config) {
 		c.MaxInFlight = 1
 		c.PublishTimeout = config.Dur(30 * time.Second)
 	})
 	first := make(chan answer, 1)
-	px.freeze()
+	px.Freeze()
 	go func() { first <- h.send(vectorNamed(t, h.vec, "mpapi-bid-placed-ok")) }()
 	natstest.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if n := len(h.edge.slots); n != 1 {
@@ -413,7 +413,7 @@ func TestOverloaded(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	px.thaw()
+	px.Thaw()
 	if a := <-first; a.status != http.StatusAccepted {
 		t.Fatalf("first request: %d %s, want 202", a.status, a.rawPayload)
 	}
