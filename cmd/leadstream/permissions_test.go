@@ -362,7 +362,7 @@ func TestNATSPermissions(t *testing.T) {
 		"dispatcher": newProbe(t, s, "dispatcher", pw["dispatcher"]),
 		"downstream": down,
 	}
-	before, err := probes["dispatcher"].js.Consumer(ctx, streams.EVENTS, "dispatch-crm")
+	before, err := probes["dispatcher"].js.Consumer(ctx, streams.EVENTS, "projection-leads")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,13 +414,24 @@ func TestNATSPermissions(t *testing.T) {
 		{"downstream", "delete its own consumer", "$JS.API.CONSUMER.DELETE.EVENTS.analytics", func(ctx context.Context, p *probe) error {
 			return p.js.DeleteConsumer(ctx, streams.EVENTS, "analytics")
 		}},
-		{"downstream", "reconfigure the dispatcher's consumer", "$JS.API.CONSUMER.CREATE.EVENTS.dispatch-crm.events.none.>", func(ctx context.Context, p *probe) error {
-			_, err := p.js.CreateOrUpdateConsumer(ctx, streams.EVENTS, jetstream.ConsumerConfig{Durable: "dispatch-crm", FilterSubject: "events.none.>"})
+		{"downstream", "reconfigure the dispatcher's consumer", "$JS.API.CONSUMER.CREATE.EVENTS.projection-leads.events.none.>", func(ctx context.Context, p *probe) error {
+			_, err := p.js.CreateOrUpdateConsumer(ctx, streams.EVENTS, jetstream.ConsumerConfig{Durable: "projection-leads", FilterSubject: "events.none.>"})
 			return err
 		}},
-		{"downstream", "pull from the dispatcher's consumer", "$JS.API.CONSUMER.MSG.NEXT.EVENTS.dispatch-crm", func(ctx context.Context, p *probe) error {
-			_, err := p.nc.RequestWithContext(ctx, "$JS.API.CONSUMER.MSG.NEXT.EVENTS.dispatch-crm", []byte(`{"batch":1,"no_wait":true}`))
+		{"downstream", "pull from the dispatcher's consumer", "$JS.API.CONSUMER.MSG.NEXT.EVENTS.projection-leads", func(ctx context.Context, p *probe) error {
+			_, err := p.nc.RequestWithContext(ctx, "$JS.API.CONSUMER.MSG.NEXT.EVENTS.projection-leads", []byte(`{"batch":1,"no_wait":true}`))
 			return err
+		}},
+		{"downstream", "read an adapter's consumer group", "$JS.API.STREAM.INFO.EVENTS-dispatch-crm", func(ctx context.Context, p *probe) error {
+			_, err := p.js.Stream(ctx, "EVENTS-dispatch-crm")
+			return err
+		}},
+		{"downstream", "tell a dispatcher partitions were released", "dispatch.handover.crm", func(ctx context.Context, p *probe) error {
+			if err := p.nc.Publish("dispatch.handover.crm", []byte(`{}`)); err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return ctx.Err()
 		}},
 		{"downstream", "read RAW", "$JS.API.STREAM.INFO.RAW", func(ctx context.Context, p *probe) error {
 			_, err := p.js.Stream(ctx, streams.RAW)
@@ -466,7 +477,7 @@ func TestNATSPermissions(t *testing.T) {
 	if _, err := down.js.Consumer(ctx, streams.EVENTS, "analytics"); err != nil {
 		t.Errorf("downstream's consumer after a refused delete: %v", err)
 	}
-	after, err := probes["dispatcher"].js.Consumer(ctx, streams.EVENTS, "dispatch-crm")
+	after, err := probes["dispatcher"].js.Consumer(ctx, streams.EVENTS, "projection-leads")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -255,7 +255,21 @@ type Dispatcher struct {
 	MaxAckPending int `yaml:"max_ack_pending"`
 	// AckWait is how long JetStream waits before redelivering an EVENTS
 	// message a crashed dispatcher had taken but not yet parked. Default "30s".
+	// It also sets how fast a dispatcher that died is noticed: its consumer
+	// in the adapter's consumer group lapses after ack_wait without pulls,
+	// and the others take its partitions over about three ack_waits later.
 	AckWait Duration `yaml:"ack_wait"`
+	// Partitions is the number of partitions of each adapter's consumer
+	// group: the aggregates are spread over them, and each partition is
+	// delivered by one dispatcher replica at a time. It is also the most
+	// replicas of one adapter that get work. Changing it means deleting the
+	// groups (see the README). Default 16.
+	Partitions int `yaml:"partitions"`
+	// Member is this process's name in the adapters' consumer groups (a
+	// JetStream consumer name: letters, digits, '-' and '_'). Give each
+	// replica its own, stable across restarts where the platform has one
+	// (the pod name: "${POD_NAME}"). Default: the host name and process id.
+	Member string `yaml:"member"`
 }
 
 // DemoLMS runs the demo LMS inside `leadstream run` (first-time users).

@@ -459,6 +459,10 @@ func (c *Config) validateNATSAdapter(field string, a *Adapter) []error {
 	return errs
 }
 
+// memberName is a dispatcher's name in a consumer group, which names its
+// JetStream consumer.
+var memberName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
 // typePattern is an adapter's event type filter: "lead.created", "lead.*" or "*".
 var typePattern = regexp.MustCompile(`^(\*|[a-z]+\.(\*|[a-z_]+))$`)
 
@@ -478,6 +482,15 @@ func (d *Dispatcher) setDefaultsAndValidate() []error {
 	}
 	if d.Workers < 0 || d.MaxAckPending < 0 {
 		errs = append(errs, fieldErr("dispatcher", "workers and max_ack_pending must be positive"))
+	}
+	if d.Partitions == 0 {
+		d.Partitions = 16
+	}
+	if d.Partitions < 1 || d.Partitions > 1024 {
+		errs = append(errs, fieldErr("dispatcher.partitions", "must be between 1 and 1024, got %d", d.Partitions))
+	}
+	if d.Member != "" && !memberName.MatchString(d.Member) {
+		errs = append(errs, fieldErr("dispatcher.member", "must be 1 to 64 letters, digits, '-' or '_' (it names a JetStream consumer), got %q", d.Member))
 	}
 	return errs
 }

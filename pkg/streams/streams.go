@@ -5,6 +5,8 @@ package streams
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -26,21 +28,7 @@ const (
 	// DispatchBucket holds the dispatcher's per-adapter, per-aggregate
 	// ordering state: delivered facts, parked events, the retry in progress.
 	DispatchBucket = "dispatch"
-	// TIMERS holds the dispatcher's durable timers (retries, max_park).
-	TIMERS = "DISPATCH_TIMERS"
 )
-
-// TimersConfig is the timer stream: a work queue, so a fired timer is gone.
-func TimersConfig(cfg *config.Config) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        TIMERS,
-		Description: "leadstream dispatcher: durable timers for retries and parked events",
-		Subjects:    []string{"dispatch.timers.>"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.WorkQueuePolicy,
-		Replicas:    cfg.NATS.Replicas,
-	}
-}
 
 // DispatchConfig is the dispatcher's ordering-state bucket.
 func DispatchConfig(cfg *config.Config) jetstream.KeyValueConfig {
@@ -56,9 +44,21 @@ func DispatchConfig(cfg *config.Config) jetstream.KeyValueConfig {
 	}
 }
 
-// EventsSubject is the EVENTS subject events.<kind>.<action>.<tenant>.
-func EventsSubject(kind, action, tenant string) string {
-	return "events." + kind + "." + action + "." + tenant
+// EventsSubject is the EVENTS subject of an event of aggregate agg:
+// events.<kind>.<action>.<tenant>.<aggregate token>.
+func EventsSubject(kind, action, tenant, agg string) string {
+	return "events." + kind + "." + action + "." + tenant + "." + AggregateToken(agg)
+}
+
+// AggregateToken is the last token of an event's EVENTS subject: the first
+// 8 bytes of the SHA-256 of its aggregate id, in hex. Aggregate ids carry
+// payload characters that a subject cannot; a hash of fixed length can,
+// and it is what the dispatchers' consumer groups partition on (all events
+// of an aggregate in one partition), and what a reader of one aggregate
+// subscribes to (events.*.*.*.<token>).
+func AggregateToken(agg string) string {
+	sum := sha256.Sum256([]byte(agg))
+	return hex.EncodeToString(sum[:8])
 }
 
 // DLQSubject is the DLQ subject dlq.<stage>.<name>.

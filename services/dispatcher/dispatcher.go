@@ -56,9 +56,9 @@ type Service struct {
 	now        func() time.Time
 }
 
-// New prepares the topology (DISPATCH_TIMERS, the dispatch and leads
-// buckets, a consumer per adapter on EVENTS and on the timers) and connects
-// the adapters.
+// New prepares the topology (the dispatch and leads buckets, a consumer
+// group per adapter on EVENTS) and connects the adapters. The process joins
+// the groups in Run.
 func New(ctx context.Context, o Options) (*Service, error) {
 	if o.Config == nil || o.JetStream == nil || o.Logger == nil {
 		return nil, errors.New("dispatcher: Config, JetStream and Logger are required")
@@ -74,7 +74,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	s := &Service{cfg: o.Config, js: o.JetStream, log: o.Logger, m: newMetrics(o.Registry), now: o.Now}
 	cfg := o.Config
-	if err := streams.Ensure(ctx, s.js, streams.EventsConfig(cfg), streams.DLQConfig(cfg), streams.TimersConfig(cfg)); err != nil {
+	if err := streams.Ensure(ctx, s.js, streams.EventsConfig(cfg), streams.DLQConfig(cfg)); err != nil {
 		return nil, err
 	}
 	kv, err := streams.EnsureKVLeaderReads(ctx, s.js, streams.DispatchConfig(cfg))
@@ -102,17 +102,19 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		if err := ad.Connect(ctx); err != nil {
 			return nil, fmt.Errorf("dispatcher: connecting adapter %s: %w", ac.Name, err)
 		}
-		l := &lane{cfg: ac, ad: ad, js: s.js, events: events, st: states{kv: kv}, log: s.log, m: s.m,
-			maxPark: cfg.Dispatcher.MaxPark.Duration, subscribed: subscribedFunc(ac), now: s.now}
-		if _, err := s.js.CreateOrUpdateConsumer(ctx, streams.EVENTS, l.consumerConfig(cfg.Dispatcher.MaxAckPending, cfg.Dispatcher.AckWait.Duration)); err != nil {
-			return nil, fmt.Errorf("dispatcher: consumer for adapter %s: %w", ac.Name, err)
+		member := cfg.Dispatcher.Member
+		if member == "" {
+			member = defaultMember()
 		}
-		if _, err := s.js.CreateOrUpdateConsumer(ctx, streams.TIMERS, l.timerConsumerConfig()); err != nil {
-			return nil, fmt.Errorf("dispatcher: timer consumer for adapter %s: %w", ac.Name, err)
+		l := &lane{cfg: ac, ad: ad, js: s.js, events: events, st: states{kv: kv}, log: s.log, m: s.m,
+			maxPark: cfg.Dispatcher.MaxPark.Duration, subscribed: subscribedFunc(ac), now: s.now,
+			member: member, partitions: cfg.Dispatcher.Partitions, ackWait: cfg.Dispatcher.AckWait.Duration}
+		l.own = newOwnership(member, l.partitions, l.handoverGrace(), s.now)
+		if err := ensureGroup(ctx, s.js, ac, l.partitions); err != nil {
+			return nil, fmt.Errorf("dispatcher: adapter %s: %w", ac.Name, err)
 		}
 		s.m.initAdapter(ac.Name)
 		s.m.initConsumer(l.durable())
-		s.m.initConsumer(l.timerDurable())
 		s.lanes = append(s.lanes, l)
 	}
 	if o.Projection {
@@ -133,17 +135,15 @@ func New(ctx context.Context, o Options) (*Service, error) {
 func (s *Service) Run(ctx context.Context) error {
 	// A process that restarts after a crash takes over what it held at once,
 	// instead of waiting out ack_wait (admitting and timers are idempotent).
-	for _, l := range s.lanes {
-		s.takeOver(ctx, streams.EVENTS, l.durable())
-		s.takeOver(ctx, streams.TIMERS, l.timerDurable())
-	}
+	// (The adapters' groups need none: a dead member's consumer lapses and
+	// its messages go to the member that takes its partitions.)
 	if s.projection != nil {
 		s.takeOver(ctx, streams.EVENTS, projectionConsumer.Durable)
 	}
 	var g run.Group
 	for _, l := range s.lanes {
 		ctx, cancel := context.WithCancel(ctx)
-		g.Add(func() error { return l.run(ctx, s.cfg.Dispatcher.Workers) }, func(error) { cancel() })
+		g.Add(func() error { return l.run(ctx, s.cfg.Dispatcher.Workers, s.cfg.Dispatcher.MaxAckPending) }, func(error) { cancel() })
 	}
 	if s.projection != nil {
 		ctx, cancel := context.WithCancel(ctx)

@@ -205,7 +205,7 @@ func (f *fixture) publish(ev *leadstreamv1.Event) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	msg := &nats.Msg{Subject: streams.EventsSubject(kind, action, ev.Tenant), Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: streams.EventsSubject(kind, action, ev.Tenant, ev.AggregateId), Data: data, Header: nats.Header{}}
 	msg.Header.Set(nats.MsgIdHdr, ev.Id)
 	msg.Header.Set("ce-id", ev.Id)
 	msg.Header.Set("ce-type", ev.Type)
@@ -495,10 +495,10 @@ func TestFilterSubjects(t *testing.T) {
 		types, tenants []string
 		want           []string
 	}{
-		{nil, nil, []string{"events.*.*.*"}},
-		{[]string{"*"}, []string{"a"}, []string{"events.*.*.a"}},
-		{[]string{"lead.*", "lead.created", "chat.message"}, nil, []string{"events.chat.message.*", "events.lead.*.*"}},
-		{[]string{"lead.created"}, []string{"a", "b"}, []string{"events.lead.created.a", "events.lead.created.b"}},
+		{nil, nil, []string{"events.*.*.*.*"}},
+		{[]string{"*"}, []string{"a"}, []string{"events.*.*.a.*"}},
+		{[]string{"lead.*", "lead.created", "chat.message"}, nil, []string{"events.chat.message.*.*", "events.lead.*.*.*"}},
+		{[]string{"lead.created"}, []string{"a", "b"}, []string{"events.lead.created.a.*", "events.lead.created.b.*"}},
 	} {
 		got := filterSubjects(&config.Adapter{Types: c.types, Tenants: c.tenants})
 		if !slices.Equal(got, c.want) {

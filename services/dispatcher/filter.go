@@ -8,7 +8,7 @@ import (
 )
 
 // filterSubjects turns an adapter's types and tenants into the EVENTS
-// subjects its consumer filters on (events.<kind>.<action>.<tenant>).
+// subjects its consumer filters on (events.<kind>.<action>.<tenant>.<aggregate token>).
 func filterSubjects(a *config.Adapter) []string {
 	types := a.Types
 	if len(types) == 0 || slices.Contains(types, "*") {
@@ -36,7 +36,7 @@ func filterSubjects(a *config.Adapter) []string {
 	var out []string
 	for _, t := range kept {
 		for _, tenant := range tenants {
-			out = append(out, "events."+t+"."+tenant)
+			out = append(out, "events."+t+"."+tenant+".*")
 		}
 	}
 	slices.Sort(out)

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/pcgroups"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -24,9 +27,10 @@ import (
 	"github.com/leadstream/leadstream/services/dispatcher/adapter"
 )
 
-// lane delivers to one adapter: its own durable consumer on EVENTS, its own
-// timers, its own workers. An LMS that is slow or down only ever slows its
-// own lane.
+// lane delivers to one adapter: its share of the adapter's consumer group
+// on EVENTS (group.go), its own workers, and timers kept in process and
+// derived again from the ordering state by every sweep. An LMS that is slow
+// or down only ever slows its own lane.
 //
 // Admitting an event (recording it in its aggregate's queue and acking it)
 // and delivering are done by different workers: admission is one KV write
@@ -35,6 +39,12 @@ import (
 // deliveries, messages of a busy aggregate outlived ack_wait, came back,
 // and a copy that arrived after its event had left the bounded list of
 // delivered ids was delivered a second time.)
+//
+// A lane delivers only the aggregates of the partitions it owns, and from
+// a partition it took over from a member that is still running, only after
+// handoverGrace: by then that member has finished and recorded what it
+// was delivering. The compare-and-set on the ordering state stays the
+// safety net should two replicas ever pump one aggregate.
 type lane struct {
 	cfg        *config.Adapter
 	ad         adapter.Adapter
@@ -46,6 +56,18 @@ type lane struct {
 	maxPark    time.Duration
 	subscribed func(string) bool
 	now        func() time.Time
+	// member is this process's name in the adapter's consumer group.
+	member     string
+	partitions int
+	ackWait    time.Duration
+	own        *ownership
+	timers     *localTimers
+	// sweepNow asks the sweep for a round now (partitions were gained).
+	sweepNow chan struct{}
+	// busy counts the pumps running per partition, so that a partition
+	// that moved away is released once none of them is left.
+	busyMu sync.Mutex
+	busy   map[int]int
 	// admitters[i] and pumps[i] serve the aggregates that hash to i, so
 	// each aggregate is admitted in arrival order and delivered serially.
 	admitters []chan admission
@@ -96,125 +118,317 @@ func (p *pumpSet) take() (string, bool) {
 	return agg, true
 }
 
-// timer is the body of a timer message.
-type timer struct {
-	Aggregate string    `json:"aggregate"`
-	Due       time.Time `json:"due"`
+// localTimers wake aggregates when something of theirs falls due (a retry,
+// the end of a park). They live in the process: the ordering state holds
+// every due time, and each sweep sets them again, so a process that takes
+// a partition over, after a crash too, finds them.
+type localTimers struct {
+	mu     sync.Mutex
+	t      map[string]*dueTimer
+	fire   func(agg string)
+	closed bool
 }
 
-func (l *lane) durable() string      { return "dispatch-" + l.cfg.Name }
-func (l *lane) timerDurable() string { return "timers-" + l.cfg.Name }
-func (l *lane) timerSubject() string { return "dispatch.timers." + l.cfg.Name }
+type dueTimer struct {
+	due time.Time
+	t   *time.Timer
+}
 
+func newLocalTimers(fire func(string)) *localTimers {
+	return &localTimers{t: map[string]*dueTimer{}, fire: fire}
+}
+
+// at wakes agg at due, unless it is to be woken earlier already.
+func (lt *localTimers) at(agg string, due time.Time, now time.Time) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if lt.closed {
+		return
+	}
+	if cur, ok := lt.t[agg]; ok {
+		if !cur.due.After(due) {
+			return
+		}
+		cur.t.Stop()
+	}
+	dt := &dueTimer{due: due}
+	dt.t = time.AfterFunc(due.Sub(now), func() {
+		lt.mu.Lock()
+		if lt.t[agg] == dt {
+			delete(lt.t, agg)
+		}
+		closed := lt.closed
+		lt.mu.Unlock()
+		if !closed {
+			lt.fire(agg)
+		}
+	})
+	lt.t[agg] = dt
+}
+
+func (lt *localTimers) len() int {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	return len(lt.t)
+}
+
+func (lt *localTimers) stop() {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	lt.closed = true
+	for _, dt := range lt.t {
+		dt.t.Stop()
+	}
+	clear(lt.t)
+}
+
+// handoverSubject is where a member says it released partitions it lost
+// to a member that joined: their new owner delivers them from then on,
+// instead of after handoverGrace. Core NATS: a release not heard only
+// costs the grace.
+func handoverSubject(adapter string) string { return "dispatch.handover." + adapter }
+
+// handover is a release on handoverSubject.
+type handover struct {
+	Revision   uint64 `json:"revision"`
+	Member     string `json:"member"`
+	Partitions []int  `json:"partitions"`
+}
+
+// wakeSubject is where anyone may ask the owner of an aggregate to pump it
+// (core NATS, at most once: the sweep finds what such a nudge would have
+// woken). `dlq replay` does, after it delivered an event others wait for.
+func wakeSubject(adapter string) string { return "dispatch.wake." + adapter }
+
+// handoverGrace is how long a partition taken over from a running member
+// waits before its deliveries start: that member's longest step after it
+// learned it lost the partition, a delivery (adapter timeout) and its
+// record (or a dead letter and its record), with a margin.
+func (l *lane) handoverGrace() time.Duration {
+	return l.cfg.Timeout.Duration + 2*recordTimeout + 2*time.Second
+}
+
+// stopTimeout bounds the lane's shutdown: consuming stopped, deliveries in
+// flight finished and recorded, workers back.
+func (l *lane) stopTimeout() time.Duration {
+	return l.cfg.Timeout.Duration + 3*recordTimeout
+}
+
+// consumerConfig is the template of the lane's consumer in the group (its
+// name, filters and priority group are the group's).
 func (l *lane) consumerConfig(maxAckPending int, ackWait time.Duration) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:        l.durable(),
-		Description:    "leadstream dispatcher for adapter " + l.cfg.Name,
-		FilterSubjects: filterSubjects(l.cfg),
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        ackWait,
-		MaxDeliver:     -1,
-		MaxAckPending:  maxAckPending,
-	}
-}
-
-func (l *lane) timerConsumerConfig() jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
-		Durable:       l.timerDurable(),
-		Description:   "leadstream dispatcher timers for adapter " + l.cfg.Name,
-		FilterSubject: l.timerSubject(),
+		Description:   "leadstream dispatcher for adapter " + l.cfg.Name,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		// A due timer is acked as soon as its aggregate is handed to its
-		// delivery worker; one not due yet is nakked with its delay.
-		AckWait:       time.Minute,
+		AckWait:       ackWait,
 		MaxDeliver:    -1,
-		MaxAckPending: 1024,
+		MaxAckPending: maxAckPending,
 	}
 }
 
-// run consumes EVENTS and timers until ctx ends, or until one of its
-// consumers can deliver nothing more (it returns that error). Whichever
-// way it returns, its workers and consumers are stopped first, within
-// stopTimeout.
-func (l *lane) run(ctx context.Context, workers int) error {
-	events, err := l.js.Consumer(ctx, streams.EVENTS, l.durable())
-	if err != nil {
-		return stopped(ctx, fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err))
-	}
-	timers, err := l.js.Consumer(ctx, streams.TIMERS, l.timerDurable())
-	if err != nil {
-		return stopped(ctx, fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err))
-	}
+// run consumes its partitions of EVENTS until ctx ends, or until its
+// consumer group can deliver nothing more (it returns that error).
+// Whichever way it returns, it stops consuming, lets the deliveries in
+// flight finish and be recorded, and then leaves the group, so that the
+// members that take its partitions over deliver them at once without a
+// second delivery; all within stopTimeout.
+func (l *lane) run(ctx context.Context, workers, maxAckPending int) error {
 	// The workers end with this ctx, also when run returns early.
 	ctx, cancel := context.WithCancel(ctx)
 	var (
-		wg        sync.WaitGroup
-		consuming []jetstream.ConsumeContext
+		wg      sync.WaitGroup
+		cg      pcgroups.ConsumerGroupConsumeContext
+		wakeSub *nats.Subscription
+		hoSub   *nats.Subscription
 	)
-	defer func() {
-		cancel()
-		deadline := time.NewTimer(stopTimeout)
-		defer deadline.Stop()
-		stopConsuming(l.log.With(zap.String("adapter", l.cfg.Name)), deadline.C, consuming...)
-		if !waitTimeout(&wg, deadline.C) {
-			l.log.Warn("lane workers still busy at shutdown; what they hold is in the ordering state", zap.String("adapter", l.cfg.Name), zap.Duration("within", stopTimeout))
-		}
-	}()
+	l.timers = newLocalTimers(l.wake)
+	l.sweepNow = make(chan struct{}, 1)
+	l.busy = map[int]int{}
 	l.admitters = make([]chan admission, workers)
 	l.pumps = make([]*pumpSet, workers)
 	for i := range workers {
 		l.admitters[i] = make(chan admission, 64)
 		l.pumps[i] = newPumpSet()
+	}
+	log := l.log.With(zap.String("adapter", l.cfg.Name), zap.String("member", l.member))
+	ms := &membership{js: l.js, adapter: l.cfg.Name, member: l.member, own: l.own, every: l.ackWait,
+		onChange: l.partitionsChanged,
+		logf: func(msg string, kv ...any) {
+			log.Warn(msg, zap.Any("details", kv))
+		}}
+	missing := make(chan struct{}, 1)
+	ms.onMissing = func() {
+		select {
+		case missing <- struct{}{}:
+		default:
+		}
+	}
+	defer func() {
+		deadline := time.NewTimer(l.stopTimeout())
+		defer deadline.Stop()
+		if cg != nil {
+			cg.Stop()
+		}
+		if wakeSub != nil {
+			_ = wakeSub.Unsubscribe()
+		}
+		if hoSub != nil {
+			_ = hoSub.Unsubscribe()
+		}
+		cancel()
+		clean := waitTimeout(&wg, deadline.C)
+		if !clean {
+			log.Warn("lane workers still busy at shutdown; what they hold is in the ordering state", zap.Duration("within", l.stopTimeout()))
+		}
+		l.timers.stop()
+		if err := ms.leave(ctx); err != nil {
+			log.Warn("leaving the consumer group failed; the others take over once its consumer lapses", zap.Error(err))
+		} else {
+			log.Info("left the consumer group", zap.Bool("deliveries_recorded", clean))
+		}
+	}()
+	for i := range workers {
 		wg.Go(func() { l.admitLoop(ctx, l.admitters[i]) })
 		wg.Go(func() { l.pumpLoop(ctx, l.pumps[i]) })
 	}
-	watch := newConsumerWatch(l.m, l.log.With(zap.String("adapter", l.cfg.Name)))
-	ec, err := events.Consume(func(m jetstream.Msg) {
-		// ce-subject is percent-encoded (CloudEvents NATS binding); decoded
-		// it is the aggregate id, as replay and the sweep name it. One that
-		// does not decode is left to admit, which reads the event's own.
-		agg, _ := envelope.HeaderValue(m.Headers(), envelope.HdrCESubject)
-		select {
-		case l.admitters[l.worker(agg)] <- admission{agg: agg, m: m}:
-		case <-ctx.Done():
-		}
-	}, jetstream.PullMaxMessages(64), watch.handler(l.durable(), events))
+	var err error
+	wakeSub, err = l.js.Conn().Subscribe(wakeSubject(l.cfg.Name), func(m *nats.Msg) { l.wake(string(m.Data)) })
 	if err != nil {
-		return fmt.Errorf("dispatcher %s: consuming EVENTS: %w", l.cfg.Name, err)
+		return fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err)
 	}
-	consuming = append(consuming, ec)
-	tc, err := timers.Consume(func(m jetstream.Msg) {
-		var t timer
-		if json.Unmarshal(m.Data(), &t) != nil {
-			_ = m.Term()
+	hoSub, err = l.js.Conn().Subscribe(handoverSubject(l.cfg.Name), func(m *nats.Msg) {
+		var h handover
+		if json.Unmarshal(m.Data, &h) != nil || h.Member == l.member {
 			return
 		}
-		if wait := t.Due.Sub(l.now()); wait > 0 {
-			_ = m.NakWithDelay(wait)
-			return
+		if ps := l.own.release(h.Revision, h.Member, h.Partitions); len(ps) > 0 {
+			log.Info("partitions released by their previous member", zap.String("from", h.Member), zap.Ints("partitions", ps))
+			l.sweepSoon()
 		}
-		// The state, not the timer, says what is due: a pump that fails
-		// schedules a new timer, and the sweep finds what a crash lost.
-		l.wake(t.Aggregate)
-		_ = m.Ack()
-	}, jetstream.PullMaxMessages(64), watch.handler(l.timerDurable(), timers))
+	})
 	if err != nil {
-		return fmt.Errorf("dispatcher %s: consuming timers: %w", l.cfg.Name, err)
+		return fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err)
 	}
-	consuming = append(consuming, tc)
+	msDone := make(chan error, 1)
+	wg.Go(func() { msDone <- ms.run(ctx) })
+	consume := func() (pcgroups.ConsumerGroupConsumeContext, error) {
+		return pcgroups.ElasticConsume(ctx, l.js, streams.EVENTS, groupName(l.cfg.Name), l.member, func(m jetstream.Msg) {
+			// ce-subject is percent-encoded (CloudEvents NATS binding);
+			// decoded it is the aggregate id, as replay and the sweep name
+			// it. One that does not decode is left to admit, which reads
+			// the event's own.
+			agg, _ := envelope.HeaderValue(m.Headers(), envelope.HdrCESubject)
+			select {
+			case l.admitters[l.worker(agg)] <- admission{agg: agg, m: m}:
+			case <-ctx.Done():
+			}
+		}, l.consumerConfig(maxAckPending, l.ackWait))
+	}
+	if cg, err = consume(); err != nil {
+		return stopped(ctx, fmt.Errorf("dispatcher %s: joining consumer group %s: %w", l.cfg.Name, groupName(l.cfg.Name), err))
+	}
 	// After a restart, pick up whatever was admitted but not yet delivered.
 	wg.Go(func() { l.sweep(ctx) })
-	l.log.Info("dispatching", zap.String("adapter", l.cfg.Name), zap.Strings("subjects", filterSubjects(l.cfg)))
+	log.Info("dispatching", zap.Strings("subjects", filterSubjects(l.cfg)), zap.Int("partitions", l.partitions))
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case r := <-watch.reports:
-			if err := watch.check(ctx, r); err != nil {
-				return fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err)
+		case err := <-msDone:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err)
+		case err := <-cg.Done():
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err == nil {
+				err = errors.New("the consumer group was deleted")
+			}
+			cg = nil
+			return fmt.Errorf("dispatcher %s: consuming group %s stopped: %w", l.cfg.Name, groupName(l.cfg.Name), err)
+		case <-missing:
+			// pcgroups creates a member's consumer again only on a change
+			// of the group; one deleted under it (or never created) is
+			// noticed here, and consuming starts over.
+			l.m.consumerErrors.WithLabelValues(l.durable()).Inc()
+			log.Warn("this member's consumer is missing from the group's stream; joining again")
+			cg.Stop()
+			if cg, err = consume(); err != nil {
+				return stopped(ctx, fmt.Errorf("dispatcher %s: joining consumer group %s again: %w", l.cfg.Name, groupName(l.cfg.Name), err))
 			}
 		}
+	}
+}
+
+// durable names the lane's consumption in metrics and logs.
+func (l *lane) durable() string { return "dispatch-" + l.cfg.Name }
+
+// partitionsChanged is told what the group's change of revision rev gave
+// and took: gained partitions are swept (at once, or when they are
+// released or their grace ends); lost ones are skipped by the pumps from
+// their next event on, and released once no pump of theirs is left.
+func (l *lane) partitionsChanged(rev uint64, gained map[int]time.Time, lost []int) {
+	l.log.Info("partitions changed", zap.String("adapter", l.cfg.Name), zap.String("member", l.member),
+		zap.Int("gained", len(gained)), zap.Int("lost", len(lost)), zap.Int("owned", l.own.owned()))
+	l.m.partitions.WithLabelValues(l.cfg.Name).Set(float64(l.own.owned()))
+	if len(lost) > 0 {
+		go l.releaseWhenIdle(rev, lost)
+	}
+	now := l.now()
+	var later time.Time
+	for _, at := range gained {
+		if at.After(later) {
+			later = at
+		}
+	}
+	if len(gained) == 0 {
+		return
+	}
+	if !later.After(now) {
+		l.sweepSoon()
+		return
+	}
+	l.sweepSoon() // those not in grace
+	time.AfterFunc(later.Sub(now), l.sweepSoon)
+}
+
+// releaseWhenIdle says on handoverSubject that this member released the
+// partitions it lost at revision rev, once no pump of theirs is running
+// (the last delivery in flight recorded). Past handoverGrace it says
+// nothing: the new owner starts then anyway.
+func (l *lane) releaseWhenIdle(rev uint64, lost []int) {
+	deadline := time.Now().Add(l.handoverGrace())
+	for !l.idle(lost) {
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	data, _ := json.Marshal(handover{Revision: rev, Member: l.member, Partitions: lost})
+	if err := l.js.Conn().Publish(handoverSubject(l.cfg.Name), data); err != nil {
+		l.log.Warn("releasing partitions failed; their new owner waits out the grace", zap.String("adapter", l.cfg.Name), zap.Error(err))
+	}
+}
+
+// idle reports whether no pump of partitions ps is running.
+func (l *lane) idle(ps []int) bool {
+	l.busyMu.Lock()
+	defer l.busyMu.Unlock()
+	for _, p := range ps {
+		if l.busy[p] > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *lane) sweepSoon() {
+	select {
+	case l.sweepNow <- struct{}{}:
+	default:
 	}
 }
 
@@ -307,7 +521,7 @@ func nakDelay(m jetstream.Msg) time.Duration {
 // acks it: from here on the queue, not the consumer, holds the event. It
 // returns the aggregate to pump ("" when nothing was queued).
 func (l *lane) admit(ctx context.Context, agg string, m jetstream.Msg) (string, error) {
-	md, err := m.Metadata()
+	md, err := eventsMetadata(m)
 	if err != nil {
 		return "", err
 	}
@@ -386,8 +600,25 @@ func containsStr(ss []string, s string) bool {
 // pump delivers the aggregate's deliverable events, in order, until none is
 // left, one is waiting for a prerequisite, or one is being retried.
 func (l *lane) pump(ctx context.Context, agg string) error {
+	// Counted before ownership is checked: a partition is released only
+	// when every pump that might have seen it owned is done.
+	p := partitionOf(agg, l.partitions)
+	l.busyMu.Lock()
+	l.busy[p]++
+	l.busyMu.Unlock()
+	defer func() {
+		l.busyMu.Lock()
+		l.busy[p]--
+		l.busyMu.Unlock()
+	}()
 	key := stateKey(l.cfg.Name, agg)
 	for ctx.Err() == nil {
+		if ok, from := l.own.deliverable(agg); !ok {
+			if !from.IsZero() {
+				l.schedule(ctx, agg, from) // taken over: after its grace
+			}
+			return nil // another member's
+		}
 		st, _, err := l.st.load(ctx, key)
 		if err != nil {
 			return err
@@ -437,7 +668,10 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 			return fmt.Errorf("decoding event %s: %w", e.ID, err)
 		}
 
-		dctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout.Duration)
+		// A delivery that has started is finished, also when shutdown has
+		// begun: cut short, the LMS may have it all the same, and the
+		// member that takes the partition over would deliver it again.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.Timeout.Duration)
 		start := time.Now()
 		d := &adapter.Delivery{Event: &ev, Orphan: orphan, Attempt: attempt}
 		if orphan {
@@ -446,9 +680,8 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 		derr := l.ad.Deliver(dctx, d)
 		cancel()
 		if derr != nil && ctx.Err() != nil {
-			// Shutdown cut the attempt short: it is no answer of the LMS's,
-			// and must not count towards giving up. The event stays where
-			// it was and is delivered after the restart.
+			// A failure during shutdown does not count towards giving up:
+			// the event stays where it was and the next owner tries again.
 			return ctx.Err()
 		}
 		l.m.attempts.WithLabelValues(l.cfg.Name).Inc()
@@ -590,16 +823,10 @@ func (l *lane) backoff(attempt int) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
-// schedule makes the aggregate be pumped again at due, durably: a timer
-// message that the lane's timer consumer holds back until due.
-func (l *lane) schedule(ctx context.Context, agg string, due time.Time) {
-	data, _ := json.Marshal(timer{Aggregate: agg, Due: due})
-	msg := &nats.Msg{Subject: l.timerSubject(), Data: data, Header: nats.Header{}}
-	msg.Header.Set(nats.MsgIdHdr, fmt.Sprintf("%s|%d", natskey.ID(agg), due.UnixMilli()))
-	if _, err := l.js.PublishMsg(ctx, msg); err != nil {
-		// The periodic sweep will find the aggregate all the same.
-		l.log.Warn("scheduling timer failed", zap.String("adapter", l.cfg.Name), zap.Error(err))
-	}
+// schedule makes the aggregate be pumped again at due (in this process;
+// the state holds why, and the sweep sets the timer again elsewhere).
+func (l *lane) schedule(_ context.Context, agg string, due time.Time) {
+	l.timers.at(agg, due, l.now())
 }
 
 // deadLetter writes a delivery that will not happen to dlq.deliver.<adapter>.
@@ -639,9 +866,10 @@ func (l *lane) deadLetter(ctx context.Context, subject string, seq uint64, hdr n
 	return nil
 }
 
-// sweep runs at start and then periodically: it pumps every aggregate that
-// has something deliverable (a restart, or a timer that was lost), and
-// refreshes the parked and retry gauges.
+// sweep runs at start, periodically, and when partitions were gained: it
+// pumps every aggregate of this process's partitions that has something
+// deliverable, sets the timers of those waiting (a retry, a park), and
+// refreshes the parked and retry gauges (of this process's partitions).
 func (l *lane) sweep(ctx context.Context) {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
@@ -651,6 +879,7 @@ func (l *lane) sweep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-l.sweepNow:
 		}
 	}
 }
@@ -693,6 +922,16 @@ func (l *lane) sweepOnce(ctx context.Context) {
 		if json.Unmarshal(e.Value(), &st) != nil {
 			continue
 		}
+		agg, ok := aggregateOf(e.Key(), l.cfg.Name)
+		if !ok && st.Aggregate != "" {
+			agg, ok = st.Aggregate, true
+		}
+		if !ok {
+			continue
+		}
+		if mine, _ := l.own.deliverable(agg); !mine {
+			continue
+		}
 		for _, q := range st.Queue {
 			if !st.satisfied(q) {
 				parked++
@@ -702,12 +941,10 @@ func (l *lane) sweepOnce(ctx context.Context) {
 		if st.Retry != nil {
 			retrying++
 		}
-		if next, _ := st.next(now, l.maxPark); next != nil && (st.Retry == nil || !now.Before(st.Retry.Next)) {
-			agg, ok := aggregateOf(e.Key(), l.cfg.Name)
-			if !ok && st.Aggregate != "" {
-				agg, ok = st.Aggregate, true
-			}
-			if ok {
+		if due, ok := st.due(now, l.maxPark); ok {
+			if due.After(now) {
+				l.schedule(ctx, agg, due)
+			} else {
 				l.wake(agg)
 			}
 		}
@@ -715,4 +952,30 @@ func (l *lane) sweepOnce(ctx context.Context) {
 	l.m.parked.WithLabelValues(l.cfg.Name).Set(float64(parked))
 	l.m.oldestParked.WithLabelValues(l.cfg.Name).Set(oldest.Seconds())
 	l.m.retryBacklog.WithLabelValues(l.cfg.Name).Set(float64(retrying))
+}
+
+// hdrStreamSource is the header nats-server adds to a sourced message.
+const hdrStreamSource = "Nats-Stream-Source"
+
+// eventsMetadata is the delivery metadata of a message of an adapter's
+// group stream, with the stream sequence being the event's in EVENTS (the
+// group stream's own is gone once acked): nats-server names it in the
+// Nats-Stream-Source header of what it sources, "EVENTS <seq> ...".
+func eventsMetadata(m jetstream.Msg) (*jetstream.MsgMetadata, error) {
+	md, err := m.Metadata()
+	if err != nil {
+		return nil, err
+	}
+	src := m.Headers().Get(hdrStreamSource)
+	fields := strings.Fields(src)
+	if len(fields) < 2 || fields[0] != streams.EVENTS {
+		return nil, fmt.Errorf("message %d of %s is not sourced from EVENTS (%s: %q)", md.Sequence.Stream, md.Stream, hdrStreamSource, src)
+	}
+	seq, err := strconv.ParseUint(fields[1], 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("message %d of %s: EVENTS sequence in %q: %w", md.Sequence.Stream, md.Stream, src, err)
+	}
+	out := *md
+	out.Sequence.Stream = seq
+	return &out, nil
 }

@@ -13,10 +13,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/synadia-io/orbit.go/pcgroups"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/dlq"
 	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/natstest"
@@ -78,13 +80,46 @@ func ids(es []*entry) []string {
 }
 
 // consumerInfo is the state of a dispatcher consumer on EVENTS.
-func consumerInfo(t *testing.T, js jetstream.JetStream, durable string) (*jetstream.ConsumerInfo, error) {
+// groupBacklog is what the adapter's consumer group holds: messages not yet
+// acked (its stream is a work queue: an acked message is gone), and how
+// many of them were delivered more than once.
+func groupBacklog(t *testing.T, js jetstream.JetStream, adapter string) (msgs uint64, redelivered int, err error) {
 	t.Helper()
-	c, err := js.Consumer(context.Background(), streams.EVENTS, durable)
+	ctx := context.Background()
+	st, err := js.Stream(ctx, GroupStream(adapter))
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
-	return c.Info(context.Background())
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	for c := range st.ListConsumers(ctx).Info() {
+		redelivered += c.NumRedelivered
+	}
+	return info.State.Msgs, redelivered, nil
+}
+
+// resetGroup takes every member out of crm's group and deletes their
+// consumers, as the members' reaping does once a dead member's consumer
+// has lapsed: for tests whose dispatcher could not leave the group.
+func resetGroup(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pcgroups.GetElasticConsumerGroupConfig(ctx, js, streams.EVENTS, "dispatch-crm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Members) > 0 {
+		if _, err := pcgroups.DeleteMembers(ctx, js, streams.EVENTS, "dispatch-crm", c.Members); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range c.Members {
+		if err := js.DeleteConsumer(ctx, GroupStream("crm"), m); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Fatal(err)
+		}
+	}
 }
 
 // deliverLetters waits for exactly want deliver-stage letters of adapter
@@ -138,7 +173,7 @@ func TestShutdownWithJetStreamUnreachable(t *testing.T) {
 	r.cancel()
 	// recordTimeout for the dead letter, stopTimeout for the lane, and the
 	// adapters' close, with room to spare; the old code never returned.
-	if err := r.wait(t, recordTimeout+stopTimeout+15*time.Second); err != nil {
+	if err := r.wait(t, recordTimeout+r.s.lanes[0].stopTimeout()+15*time.Second); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	// Every step ended by itself: stopTimeout did not have to give up on one.
@@ -150,6 +185,7 @@ func TestShutdownWithJetStreamUnreachable(t *testing.T) {
 
 	px.Thaw()
 	lms.setRespond(func(received) int { return http.StatusUnprocessableEntity })
+	resetGroup(t, f.js) // it could not leave: JetStream was unreachable
 	f.start()
 	l := deliverLetters(t, f.js, 1)[0]
 	if l.Reason != "terminal" || !strings.Contains(string(l.Body), "lead-z") {
@@ -168,14 +204,11 @@ func TestShutdownWithJetStreamUnreachable(t *testing.T) {
 	})
 	deliverLetters(t, f.js, 1) // and no second one
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		info, err := consumerInfo(t, f.js, "dispatch-crm")
-		if err != nil {
-			return err
+		msgs, _, err := groupBacklog(t, f.js, "crm")
+		if err == nil && msgs != 0 {
+			err = fmt.Errorf("consumer group: %d messages not acked", msgs)
 		}
-		if info.NumAckPending != 0 || info.NumPending != 0 {
-			return fmt.Errorf("EVENTS consumer: %d unacked, %d pending", info.NumAckPending, info.NumPending)
-		}
-		return nil
+		return err
 	})
 }
 
@@ -190,22 +223,22 @@ func TestUndecodableWaitsForDLQ(t *testing.T) {
 	if err := f.js.DeleteStream(ctx, streams.DLQ); err != nil {
 		t.Fatal(err)
 	}
-	msg := &nats.Msg{Subject: streams.EventsSubject("lead", "created", "t1"), Data: []byte("\xff\xff not an event"), Header: nats.Header{}}
+	msg := &nats.Msg{Subject: streams.EventsSubject("lead", "created", "t1", "agg-1"), Data: []byte("\xff\xff not an event"), Header: nats.Header{}}
 	msg.Header.Set("ce-subject", "conv/u")
 	ack, err := f.js.PublishMsg(ctx, msg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		info, err := consumerInfo(t, f.js, "dispatch-crm")
+		msgs, redelivered, err := groupBacklog(t, f.js, "crm")
 		if err != nil {
 			return err
 		}
-		if info.NumRedelivered == 0 {
-			return errors.New("not redelivered yet")
+		if msgs == 0 {
+			return errors.New("acked without its dead letter")
 		}
-		if info.AckFloor.Stream >= ack.Sequence {
-			return fmt.Errorf("acked (ack floor %d) without its dead letter", info.AckFloor.Stream)
+		if redelivered == 0 {
+			return errors.New("not redelivered yet")
 		}
 		return nil
 	})
@@ -221,14 +254,11 @@ func TestUndecodableWaitsForDLQ(t *testing.T) {
 		t.Fatalf("dead letter %+v, want undecodable for EVENTS sequence %d", l, ack.Sequence)
 	}
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		info, err := consumerInfo(t, f.js, "dispatch-crm")
-		if err != nil {
-			return err
+		msgs, _, err := groupBacklog(t, f.js, "crm")
+		if err == nil && msgs != 0 {
+			err = fmt.Errorf("not acked after its dead letter (%d messages in the group)", msgs)
 		}
-		if info.AckFloor.Stream < ack.Sequence {
-			return fmt.Errorf("not acked after its dead letter (ack floor %d)", info.AckFloor.Stream)
-		}
-		return nil
+		return err
 	})
 	if n := testutil.ToFloat64(r.s.m.deadLetters.WithLabelValues("crm", "undecodable")); n != 1 {
 		t.Fatalf("dead_letters_total{reason=undecodable} = %v, want 1", n)
@@ -289,51 +319,66 @@ func TestTerminalWaitsForDLQ(t *testing.T) {
 	}
 }
 
-// TestDeletedConsumerIsReported: a consumer deleted under a running
-// dispatcher is counted in consumer_errors_total and ends Run with an error
-// that names it, instead of the lane waiting for messages that never come.
-func TestDeletedConsumerIsReported(t *testing.T) {
+// TestDeletedConsumerIsRecreated: a member's consumer deleted under a
+// running dispatcher (pcgroups itself only creates it again on a change of
+// the group) is noticed, counted in consumer_errors_total, and consuming
+// starts over: later events are delivered.
+func TestDeletedConsumerIsRecreated(t *testing.T) {
 	lms := newFakeLMS(t)
 	f := newFixture(t, adapterYAML("crm", lms.srv.URL, ""))
+	f.cfg.Dispatcher.AckWait = config.Dur(time.Second)
 	r := runService(t, f, f.js, true)
 	f.publish(event("lead-d", "lead.created", "conv/d", t0))
 	lms.waitFor(1) // consuming
-	if err := f.js.DeleteConsumer(context.Background(), streams.EVENTS, "dispatch-crm"); err != nil {
+	member := r.s.lanes[0].member
+	if err := f.js.DeleteConsumer(context.Background(), GroupStream("crm"), member); err != nil {
 		t.Fatal(err)
 	}
-	err := r.wait(t, 30*time.Second)
-	if err == nil || !strings.Contains(err.Error(), "dispatch-crm") ||
-		!(errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound)) {
-		t.Fatalf("Run = %v, want the deleted consumer dispatch-crm", err)
-	}
-	if n := testutil.ToFloat64(r.s.m.consumerErrors.WithLabelValues("dispatch-crm")); n < 1 {
-		t.Fatalf("consumer_errors_total{consumer=dispatch-crm} = %v", n)
-	}
-	if n := testutil.ToFloat64(r.s.m.consumerErrors.WithLabelValues("timers-crm")); n != 0 {
-		t.Fatalf("consumer_errors_total{consumer=timers-crm} = %v, want 0", n)
-	}
+	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		if n := testutil.ToFloat64(r.s.m.consumerErrors.WithLabelValues("dispatch-crm")); n < 1 {
+			return fmt.Errorf("consumer_errors_total{consumer=dispatch-crm} = %v", n)
+		}
+		return nil
+	})
+	f.publish(event("lead-e", "lead.created", "conv/e", t0))
+	lms.waitFor(2)
 }
 
-// TestMissingConsumerEndsRun: a lane whose consumer is gone before it
-// starts returns the error, with its workers stopped, instead of waiting
-// for them forever.
-func TestMissingConsumerEndsRun(t *testing.T) {
-	f := newFixture(t, adapterYAML("crm", "http://127.0.0.1:1", ""))
-	s, err := New(context.Background(), Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.js.DeleteConsumer(context.Background(), streams.TIMERS, "timers-crm"); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Run(context.Background()) }()
-	select {
-	case err := <-done:
-		if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			t.Fatalf("Run = %v, want the missing consumer", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return without its timer consumer")
+// TestDeletedGroupEndsRun: a dispatcher whose consumer group is gone, before
+// it starts or while it runs, returns an error naming the group, with its
+// workers stopped, instead of waiting for messages that never come.
+func TestDeletedGroupEndsRun(t *testing.T) {
+	for _, whileRunning := range []bool{false, true} {
+		t.Run(fmt.Sprint("while running ", whileRunning), func(t *testing.T) {
+			lms := newFakeLMS(t)
+			f := newFixture(t, adapterYAML("crm", lms.srv.URL, ""))
+			s, err := New(context.Background(), Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			deleteGroup := func() {
+				if err := pcgroups.DeleteElastic(context.Background(), f.js, streams.EVENTS, "dispatch-crm"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !whileRunning {
+				deleteGroup()
+			}
+			done := make(chan error, 1)
+			go func() { done <- s.Run(context.Background()) }()
+			if whileRunning {
+				f.publish(event("lead-g", "lead.created", "conv/g", t0))
+				lms.waitFor(1)
+				deleteGroup()
+			}
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "dispatch-crm") {
+					t.Fatalf("Run = %v, want an error naming the group dispatch-crm", err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("Run did not return without its consumer group")
+			}
+		})
 	}
 }

@@ -16,6 +16,8 @@ type metrics struct {
 	// consumerErrors counts what nats.go reports while consuming, by
 	// durable: missed heartbeats, a deleted consumer, leader changes.
 	consumerErrors *prometheus.CounterVec
+	// partitions is how many of an adapter's partitions this process owns.
+	partitions *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -63,10 +65,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"adapter"}),
 		consumerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "leadstream_dispatcher_consumer_errors_total",
-			Help: "Errors reported while consuming, by durable consumer (dispatch-<adapter>, timers-<adapter>, projection-leads): missed heartbeats, a deleted consumer, leader changes.",
+			Help: "Errors reported while consuming, by consumer (dispatch-<adapter>: this member's consumer in the adapter's group was missing and it joined again; projection-leads: missed heartbeats, a deleted consumer, leader changes).",
 		}, []string{"consumer"}),
+		partitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leadstream_dispatcher_partitions",
+			Help: "Partitions of an adapter's consumer group this process delivers (summed over the replicas: dispatcher.partitions).",
+		}, []string{"adapter"}),
 	}
-	reg.MustRegister(m.deliveries, m.deadLetters, m.attempts, m.retryBacklog, m.parked, m.oldestParked, m.endToEnd, m.projected, m.breaker, m.dlqDepth, m.consumerErrors)
+	reg.MustRegister(m.deliveries, m.deadLetters, m.attempts, m.retryBacklog, m.parked, m.oldestParked, m.endToEnd, m.projected, m.breaker, m.dlqDepth, m.consumerErrors, m.partitions)
 	return m
 }
 
@@ -89,6 +95,7 @@ func (m *metrics) initAdapter(adapter string) {
 	m.attempts.WithLabelValues(adapter)
 	m.breaker.WithLabelValues(adapter)
 	m.dlqDepth.WithLabelValues(adapter)
+	m.partitions.WithLabelValues(adapter)
 }
 
 // initConsumer creates consumer's error counter at 0.

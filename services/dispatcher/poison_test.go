@@ -169,7 +169,7 @@ func TestEncodedAggregate(t *testing.T) {
 			t.Fatal(err)
 		}
 		kind, action, _ := strings.Cut(ev.Type, ".")
-		msg := envelope.EventMsg(streams.EventsSubject(kind, action, ev.Tenant), ev, data)
+		msg := envelope.EventMsg(streams.EventsSubject(kind, action, ev.Tenant, ev.AggregateId), ev, data)
 		if msg.Header.Get(envelope.HdrCESubject) == agg {
 			t.Fatal("ce-subject is not encoded: the test tests nothing")
 		}

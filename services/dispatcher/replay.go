@@ -52,7 +52,9 @@ func (s *Service) ReplayDeadLetter(ctx context.Context, seq uint64) error {
 		}); err != nil {
 			return err
 		}
-		ln.schedule(ctx, ev.AggregateId, s.now())
+		// The member that owns the aggregate pumps what waited for it:
+		// nudged now, or found by its next sweep.
+		_ = s.js.Conn().Publish(wakeSubject(ln.cfg.Name), []byte(ev.AggregateId))
 	}
 	return dlq.Drop(ctx, s.js, seq)
 }

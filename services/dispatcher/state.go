@@ -105,6 +105,36 @@ func (st *aggState) next(now time.Time, maxPark time.Duration) (*entry, bool) {
 	return nil, false
 }
 
+// due is when the aggregate has to be pumped next: now when next has an
+// entry for it (and no retry waits), else the retry's time, else the
+// earliest time one of its parked entries (and what it waits behind) has
+// waited maxPark. False when nothing is queued.
+func (st *aggState) due(now time.Time, maxPark time.Duration) (time.Time, bool) {
+	if len(st.Queue) == 0 {
+		return time.Time{}, false
+	}
+	if st.Retry != nil && st.index(st.Retry.ID) >= 0 {
+		if st.Retry.Next.After(now) {
+			return st.Retry.Next, true
+		}
+		return now, true
+	}
+	if e, _ := st.next(now, maxPark); e != nil {
+		return now, true
+	}
+	var due time.Time
+	for _, e := range st.Queue {
+		since := e.Since
+		if r := st.root(e); r.Since.After(since) {
+			since = r.Since
+		}
+		if at := since.Add(maxPark); due.IsZero() || at.Before(due) {
+			due = at
+		}
+	}
+	return due, true
+}
+
 // root follows what e misses to the queued entries that would establish
 // it, and those entries' own misses, to the first that waits for nothing
 // queued: what has to go out before e for the aggregate's order to hold.

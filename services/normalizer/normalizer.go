@@ -159,7 +159,7 @@ func (s *Service) Process(ctx context.Context, raw *envelope.Raw, ref *leadstrea
 		return 0, &deadLetter{reason: mapping.Reason(err), err: err}
 	}
 	kind, action := mapping.Kind(ev.Type)
-	subject := streams.EventsSubject(kind, action, ev.Tenant)
+	subject := streams.EventsSubject(kind, action, ev.Tenant, ev.AggregateId)
 	if err := natskey.CheckSubject(subject); err != nil {
 		// The tenant comes from the envelope; the edge writes a configured
 		// one, so this is a RAW message written by something else.

@@ -234,9 +234,11 @@ func TestNormalizeSamples(t *testing.T) {
 		if ev.RawRef.GetStream() != streams.RAW || ev.RawRef.GetSequence() == 0 {
 			t.Errorf("event %s: raw ref %v", id, ev.RawRef)
 		}
-		want := fmt.Sprintf("events.%s.demo-dealer", ev.Type)
-		if ev.Type == "transaction.status_changed" {
-			want = "events.transaction.status_changed.demo-dealer"
+		// The last token is the aggregate's: every event of one lead,
+		// conversation or transaction on one partition of a dispatcher.
+		want := fmt.Sprintf("events.%s.demo-dealer.%s", ev.Type, streams.AggregateToken(ev.AggregateId))
+		if ev.AggregateId == "" || len(streams.AggregateToken(ev.AggregateId)) != 16 {
+			t.Errorf("event %s: aggregate %q, token %q", id, ev.AggregateId, streams.AggregateToken(ev.AggregateId))
 		}
 		if m.Subject != want {
 			t.Errorf("event %s (%s) on subject %s, want %s", id, ev.Type, m.Subject, want)

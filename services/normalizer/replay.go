@@ -94,7 +94,7 @@ func (s *Service) publish(ctx context.Context, ev *leadstreamv1.Event) error {
 		return fmt.Errorf("encoding event %s: %w", ev.Id, err)
 	}
 	kind, action := mapping.Kind(ev.Type)
-	msg := eventMsg(streams.EventsSubject(kind, action, ev.Tenant), ev, data)
+	msg := eventMsg(streams.EventsSubject(kind, action, ev.Tenant, ev.AggregateId), ev, data)
 	msg.Header.Del(nats.MsgIdHdr)
 	ack, err := s.js.PublishMsg(ctx, msg)
 	if err != nil {

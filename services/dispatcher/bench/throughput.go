@@ -334,5 +334,5 @@ func eventMsg(p planned, received time.Time) (*nats.Msg, error) {
 	h["ce-time"] = []string{at.Format(time.RFC3339Nano)}
 	h["ce-subject"] = []string{ev.AggregateId}
 	h["content-type"] = []string{`application/protobuf; messageType="leadstream.v1.Event"`}
-	return &nats.Msg{Subject: streams.EventsSubject(kind, action, ev.Tenant), Header: h, Data: data}, nil
+	return &nats.Msg{Subject: streams.EventsSubject(kind, action, ev.Tenant, ev.AggregateId), Header: h, Data: data}, nil
 }

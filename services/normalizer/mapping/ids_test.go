@@ -123,7 +123,7 @@ func FuzzAggregateIDs(f *testing.F) {
 				t.Fatalf("%s: aggregate %q has an unbounded id part", fld.name, got.aggregate)
 			}
 			kind, action := Kind(got.typ)
-			if err := natskey.CheckSubject(streams.EventsSubject(kind, action, got.tenant)); err != nil {
+			if err := natskey.CheckSubject(streams.EventsSubject(kind, action, got.tenant, got.aggregate)); err != nil {
 				t.Fatalf("%s: EVENTS subject: %v", fld.name, err)
 			}
 		}
