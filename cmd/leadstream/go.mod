@@ -22,6 +22,7 @@ require (
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/sony/gobreaker v1.0.0 // indirect
 	github.com/sony/gobreaker/v2 v2.4.0 // indirect
+	github.com/synadia-io/orbit.go/pcgroups v0.2.2 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 )
 
@@ -32,7 +33,7 @@ require (
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
-	github.com/leadstream/leadstream/proto v0.0.0 // indirect
+	github.com/leadstream/leadstream/proto v0.0.0
 	github.com/leadstream/leadstream/services/dispatcher v0.0.0
 	github.com/leadstream/leadstream/services/normalizer v0.0.0
 	github.com/minio/highwayhash v1.0.4 // indirect
@@ -49,10 +50,10 @@ require (
 	go.uber.org/multierr v1.11.0 // indirect
 	go.uber.org/zap/exp v0.3.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
-	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/crypto v0.58.0
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
+	google.golang.org/protobuf v1.36.12
 )
 
 replace github.com/leadstream/leadstream/pkg => ../../pkg

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
@@ -19,11 +20,14 @@ var lmsSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("leadstream-
 type recordingLMS struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
-	order   []string       // webhook-ids in arrival order
-	types   []string       // their CloudEvents types
-	orphans []string       // types of those marked as orphans
-	seen    map[string]int // webhook-id -> times accepted
-	reject  string         // a type answered 400 (terminal), not recorded
+	order   []string               // webhook-ids in arrival order
+	types   []string               // their CloudEvents types
+	orphans []string               // types of those marked as orphans
+	subject map[string]string      // webhook-id -> its CloudEvents subject (the aggregate)
+	orphan  map[string]bool        // webhook-ids that came marked as orphans
+	at      map[string][]time.Time // webhook-id -> when it was accepted, each time
+	seen    map[string]int         // webhook-id -> times accepted
+	reject  string                 // a type answered 400 (terminal), not recorded
 }
 
 func newRecordingLMS(t *testing.T) *recordingLMS {
@@ -31,7 +35,7 @@ func newRecordingLMS(t *testing.T) *recordingLMS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &recordingLMS{seen: map[string]int{}}
+	l := &recordingLMS{seen: map[string]int{}, subject: map[string]string{}, orphan: map[string]bool{}, at: map[string][]time.Time{}}
 	l.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		if err := wh.Verify(body, r.Header); err != nil {
@@ -40,8 +44,8 @@ func newRecordingLMS(t *testing.T) *recordingLMS {
 			return
 		}
 		var ce struct {
-			ID, Type string
-			Orphan   bool `json:"leadstreamorphan"`
+			ID, Type, Subject string
+			Orphan            bool `json:"leadstreamorphan"`
 		}
 		if err := json.Unmarshal(body, &ce); err != nil || ce.ID != r.Header.Get("webhook-id") || r.Header.Get("Content-Type") != "application/cloudevents+json" {
 			t.Errorf("LMS: not a CloudEvent with webhook-id = id: %v", err)
@@ -57,9 +61,12 @@ func newRecordingLMS(t *testing.T) *recordingLMS {
 			l.types = append(l.types, ce.Type)
 			if ce.Orphan {
 				l.orphans = append(l.orphans, ce.Type)
+				l.orphan[ce.ID] = true
 			}
 		}
 		l.seen[ce.ID]++
+		l.subject[ce.ID] = ce.Subject
+		l.at[ce.ID] = append(l.at[ce.ID], time.Now())
 		l.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))

@@ -126,6 +126,9 @@ func runPipeline(path string, svc services) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	// Libraries that write with the standard logger (orbit.go's pcgroups
+	// warns through it) write structured lines too.
+	defer zap.RedirectStdLog(log.Named("lib"))()
 
 	var ns *server.Server
 	url := cfg.NATS.URL

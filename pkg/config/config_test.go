@@ -451,6 +451,19 @@ func TestMaxParkAboveAckWaits(t *testing.T) {
 	mustParse(t, minimal) // the defaults: 15m against 30s + 30s
 }
 
+// TestDispatcherGroupDefaults: 16 partitions, and a member name only when
+// one is given (the dispatcher then names itself after host and pid).
+func TestDispatcherGroupDefaults(t *testing.T) {
+	cfg := mustParse(t, minimal)
+	if cfg.Dispatcher.Partitions != 16 || cfg.Dispatcher.Member != "" {
+		t.Fatalf("partitions %d, member %q", cfg.Dispatcher.Partitions, cfg.Dispatcher.Member)
+	}
+	cfg = mustParse(t, minimalWith("dispatcher: {partitions: 4, member: dispatcher-crm-7f9c_0}\n"))
+	if cfg.Dispatcher.Partitions != 4 || cfg.Dispatcher.Member != "dispatcher-crm-7f9c_0" {
+		t.Fatalf("partitions %d, member %q", cfg.Dispatcher.Partitions, cfg.Dispatcher.Member)
+	}
+}
+
 func TestValidationErrors(t *testing.T) {
 	lms := func(keys string) string {
 		return `
@@ -595,6 +608,11 @@ sources:
 			[]string{"dispatcher.max_park"}, []string{"normalizer.ack_wait (30s)", "dispatcher.ack_wait (30s)", "= 1m0s", "got 20s"}, ""},
 		{"max_park equal to the ack waits", minimalWith("normalizer: {ack_wait: 20s}\ndispatcher: {max_park: 30s, ack_wait: 10s}\n"),
 			[]string{"dispatcher.max_park"}, []string{"normalizer.ack_wait (20s)", "dispatcher.ack_wait (10s)", "got 30s"}, ""},
+		{"too many partitions", minimalWith("dispatcher: {partitions: 2000}\n"),
+			[]string{"dispatcher.partitions"}, []string{"1 and 1024", "2000"}, ""},
+		{"negative partitions", minimalWith("dispatcher: {partitions: -1}\n"), []string{"dispatcher.partitions"}, nil, ""},
+		{"member not a consumer name", minimalWith("dispatcher: {member: pod.1}\n"),
+			[]string{"dispatcher.member"}, []string{"JetStream consumer", `"pod.1"`}, ""},
 		{"reading budget below one body", minimalWith("max_body_bytes: 4096\nmax_reading_bytes: 4095\n"),
 			[]string{"max_reading_bytes"}, []string{"max_body_bytes (4096)", "4095"}, ""},
 		{"negative max_reading_bytes", minimalWith("max_reading_bytes: -1\n"), []string{"max_reading_bytes"}, nil, ""},

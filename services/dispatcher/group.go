@@ -132,7 +132,8 @@ func newOwnership(member string, partitions int, grace time.Duration, now func()
 }
 
 // apply takes the group configuration of revision rev, and returns the
-// partitions this member gained (with when each may be delivered) and lost.
+// partitions this member gained (with when each may be delivered; also
+// those whose grace ended) and lost.
 func (o *ownership) apply(c *pcgroups.ElasticConsumerGroupConfig, rev uint64) (gained map[int]time.Time, lost []int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -165,6 +166,17 @@ func (o *ownership) apply(c *pcgroups.ElasticConsumerGroupConfig, rev uint64) (g
 			delete(o.from, p)
 			delete(o.prev, p)
 			lost = append(lost, p)
+		}
+	}
+	// A partition's grace ends when the member it came from has left the
+	// group (after recording its deliveries, or removed as dead).
+	for p, m := range o.prev {
+		if !slices.Contains(c.Members, m) {
+			delete(o.prev, p)
+			if o.from[p].After(now) {
+				o.from[p] = now
+				gained[p] = now
+			}
 		}
 	}
 	for r := range o.released {
@@ -253,7 +265,7 @@ type membership struct {
 	adapter string
 	member  string
 	own     *ownership
-	// every is how often the group's consumers are looked at: ack_wait.
+	// every is how often the group's consumers are looked at (reapEvery).
 	every time.Duration
 	// onChange is told the partitions gained (and when they may be
 	// delivered) and lost, after each change of configuration (of
@@ -281,7 +293,7 @@ func (ms *membership) run(ctx context.Context) error {
 	defer func() { _ = w.Stop() }()
 	t := time.NewTicker(ms.every)
 	defer t.Stop()
-	misses := map[string]int{}
+	misses, acked := map[string]int{}, map[string]time.Time{}
 	var cur *pcgroups.ElasticConsumerGroupConfig
 	for {
 		select {
@@ -312,7 +324,7 @@ func (ms *membership) run(ctx context.Context) error {
 				continue
 			}
 			ms.join(ctx, cur)
-			ms.reap(ctx, cur, misses)
+			ms.reap(ctx, cur, misses, acked)
 		}
 	}
 }
@@ -333,12 +345,17 @@ func (ms *membership) join(ctx context.Context, c *pcgroups.ElasticConsumerGroup
 	}
 }
 
-// reap removes members whose consumer has been missing from the group's
-// stream three looks in a row (about three ack_waits): the server deletes
-// a member's consumer ack_wait after its last pull, so those processes
-// are gone. A member that was only slow to create its consumer comes back
-// by itself (join). It also tells onMissing when this member is the one.
-func (ms *membership) reap(ctx context.Context, c *pcgroups.ElasticConsumerGroupConfig, misses map[string]int) {
+// reap removes members that no client serves: whose consumer on the
+// group's stream is missing, or has neither a pull request waiting nor
+// acknowledged anything since the look before (the server drops the
+// requests of a client that is gone; a live member has one outstanding,
+// or, when it has as many messages as max_ack_pending and pulls no more,
+// acknowledges them), three looks in a row (reapEvery apart). It deletes
+// their consumers too, so that the messages they held go to the members
+// that take their partitions over. A member wrongly removed (its
+// connection down for those looks) comes back by itself (join). It also
+// tells onMissing when this member is the one without a consumer.
+func (ms *membership) reap(ctx context.Context, c *pcgroups.ElasticConsumerGroupConfig, misses map[string]int, acked map[string]time.Time) {
 	if !c.IsInMembership(ms.member) {
 		return
 	}
@@ -348,18 +365,30 @@ func (ms *membership) reap(ctx context.Context, c *pcgroups.ElasticConsumerGroup
 	if err != nil {
 		return
 	}
+	served := map[string]bool{}
 	present := map[string]bool{}
-	names := st.ConsumerNames(ctx)
-	for n := range names.Name() {
-		present[n] = true
+	infos := st.ListConsumers(ctx)
+	for ci := range infos.Info() {
+		present[ci.Name] = true
+		var last time.Time
+		if ci.AckFloor.Last != nil {
+			last = *ci.AckFloor.Last
+		}
+		prev, seen := acked[ci.Name]
+		served[ci.Name] = ci.NumWaiting > 0 || (seen && last.After(prev))
+		acked[ci.Name] = last
 	}
-	if names.Err() != nil {
+	if infos.Err() != nil {
 		return
 	}
 	has := assignment(c)
 	var dead []string
 	for _, m := range c.Members {
-		if present[m] || len(has[m]) == 0 {
+		ok := served[m]
+		if m == ms.member {
+			ok = present[m] // its own pulls may be between two requests
+		}
+		if ok || len(has[m]) == 0 {
 			delete(misses, m)
 			continue
 		}
@@ -378,11 +407,20 @@ func (ms *membership) reap(ctx context.Context, c *pcgroups.ElasticConsumerGroup
 		return
 	}
 	if _, err := pcgroups.DeleteMembers(ctx, ms.js, streams.EVENTS, groupName(ms.adapter), dead); err != nil {
-		ms.logf("removing members without a consumer failed, will retry", "members", dead, "error", err)
+		ms.logf("removing members no client serves failed, will retry", "members", dead, "error", err)
 		return
 	}
-	ms.logf("removed members without a consumer from the group", "members", dead)
+	for _, m := range dead {
+		if err := ms.js.DeleteConsumer(ctx, GroupStream(ms.adapter), m); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			ms.logf("deleting a removed member's consumer failed; it lapses after ack_wait", "member", m, "error", err)
+		}
+	}
+	ms.logf("removed members no client serves from the group", "members", dead)
 }
+
+// reapEvery is how often a member looks at the group's consumers: a dead
+// member is removed after three looks.
+const reapEvery = 2 * time.Second
 
 // leave removes this member from the group and deletes its consumer, so
 // that the others take its partitions over at once. Called once this
@@ -406,4 +444,24 @@ func (ms *membership) leave(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// PartitionOf is the partition of aggregate agg in an adapter's group of n
+// partitions (dispatcher.partitions).
+func PartitionOf(agg string, n int) int { return partitionOf(agg, n) }
+
+// Members returns the members of an adapter's consumer group and the
+// partitions each delivers.
+func Members(ctx context.Context, js jetstream.JetStream, adapter string) (map[string][]int, error) {
+	c, err := pcgroups.GetElasticConsumerGroupConfig(ctx, js, streams.EVENTS, groupName(adapter))
+	if err != nil {
+		return nil, fmt.Errorf("consumer group %s: %w", groupName(adapter), err)
+	}
+	out := assignment(c)
+	for _, m := range c.Members {
+		if _, ok := out[m]; !ok {
+			out[m] = nil // a member over the number of partitions: idle
+		}
+	}
+	return out, nil
 }

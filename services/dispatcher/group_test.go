@@ -88,7 +88,7 @@ func TestOwnership(t *testing.T) {
 	for i, s := range []step{
 		{members: []string{"a"}, gained: map[int]time.Time{}},                                        // not a member yet
 		{members: []string{"a", "b"}, gained: map[int]time.Time{2: t0.Add(grace), 3: t0.Add(grace)}}, // joined: from a, still there
-		{members: []string{"b"}, gained: map[int]time.Time{0: t0, 1: t0}},                            // a left
+		{members: []string{"b"}, gained: map[int]time.Time{0: t0, 1: t0, 2: t0, 3: t0}},              // a left: 2 and 3 out of their grace
 		{members: []string{"b", "c"}, gained: map[int]time.Time{}, lost: []int{2, 3}},                // c joined
 		{members: []string{"a", "b", "c"}, gained: map[int]time.Time{}, lost: []int{0}},              // a joined
 		{members: []string{"a", "c"}, gained: map[int]time.Time{}, lost: []int{1}},                   // b removed
@@ -280,5 +280,55 @@ func TestReplicasDeliverOnce(t *testing.T) {
 	t.Logf("%d events over %d aggregates, each delivered once in causal order; deliveries per running replica %v", sent, sent/2, shares)
 	if slices.Contains(shares, 0) {
 		t.Errorf("a running replica delivered nothing: %v", shares)
+	}
+}
+
+// TestDeadMemberIsRemoved: a member that no process serves (it died: here
+// one that never ran) holds partitions until the live members notice that
+// its consumer is gone and remove it; then its aggregates are delivered,
+// and the live member, busy with a slow LMS, holds every partition and
+// never lost its consumer.
+func TestDeadMemberIsRemoved(t *testing.T) {
+	lms := newFakeLMS(t)
+	lms.setRespond(func(received) int { time.Sleep(20 * time.Millisecond); return 204 })
+	f := newFixture(t, adapterYAML("crm", lms.srv.URL, ""))
+	f.cfg.Dispatcher.Partitions = 4
+	f.cfg.Dispatcher.MaxAckPending = 2 // it pulls little and waits a lot
+	s, _ := f.start()
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if n := testutil.ToFloat64(s.m.partitions.WithLabelValues("crm")); n != 4 {
+			return fmt.Errorf("owns %v partitions", n)
+		}
+		return nil
+	})
+	ctx := context.Background()
+	if _, err := pcgroups.AddMembers(ctx, f.js, streams.EVENTS, "dispatch-crm", []string{"ghost"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		f.publish(event(fmt.Sprintf("ev-%d", i), "lead.created", fmt.Sprintf("agg/%d", i), t0))
+	}
+	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		ms, err := Members(ctx, f.js, "crm")
+		if err != nil {
+			return err
+		}
+		if _, ok := ms["ghost"]; ok {
+			return fmt.Errorf("ghost still a member: %v", ms)
+		}
+		if n := len(lms.received()); n < 200 {
+			return fmt.Errorf("%d of 200 delivered", n)
+		}
+		return nil
+	})
+	ms, err := Members(ctx, f.js, "crm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || len(ms[s.lanes[0].member]) != 4 {
+		t.Fatalf("members after the ghost was removed: %v", ms)
+	}
+	if n := testutil.ToFloat64(s.m.consumerErrors.WithLabelValues("dispatch-crm")); n != 0 {
+		t.Fatalf("the live, busy member lost its consumer %v times", n)
 	}
 }

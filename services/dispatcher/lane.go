@@ -252,7 +252,7 @@ func (l *lane) run(ctx context.Context, workers, maxAckPending int) error {
 		l.pumps[i] = newPumpSet()
 	}
 	log := l.log.With(zap.String("adapter", l.cfg.Name), zap.String("member", l.member))
-	ms := &membership{js: l.js, adapter: l.cfg.Name, member: l.member, own: l.own, every: l.ackWait,
+	ms := &membership{js: l.js, adapter: l.cfg.Name, member: l.member, own: l.own, every: reapEvery,
 		onChange: l.partitionsChanged,
 		logf: func(msg string, kv ...any) {
 			log.Warn(msg, zap.Any("details", kv))
@@ -693,10 +693,7 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 
 		switch {
 		case derr == nil:
-			rctx, cancel := recordCtx(ctx)
-			_, err := l.st.update(rctx, key, func(st *aggState) bool { st.done(e.ID, true); return true })
-			cancel()
-			if err != nil {
+			if err := l.recordDelivered(ctx, key, e.ID); err != nil {
 				return err
 			}
 			label := "delivered"
@@ -745,6 +742,32 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 	}
 	return ctx.Err()
 }
+
+// recordDelivered records that the LMS took event id. A record that fails
+// means a second delivery later, so it is tried again while the process
+// runs, for up to recordPersist: long enough for the bucket's stream to
+// elect a new leader when a node is lost. Once shutdown has begun, it gets
+// one attempt of recordTimeout.
+func (l *lane) recordDelivered(ctx context.Context, key, id string) error {
+	deadline := time.Now().Add(recordPersist)
+	for {
+		rctx, cancel := recordCtx(ctx)
+		_, err := l.st.update(rctx, key, func(st *aggState) bool { st.done(id, true); return true })
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		l.log.Warn("recording a delivery failed, will retry", zap.String("adapter", l.cfg.Name), zap.String("event_id", id), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// recordPersist bounds the attempts to record a delivery.
+const recordPersist = 30 * time.Second
 
 // giveUp dead-letters e, which will not be delivered, and takes it off its
 // aggregate's queue. When DLQ does not take the letter, e stays first in

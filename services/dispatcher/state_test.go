@@ -322,3 +322,44 @@ func FuzzCausalDelivery(f *testing.F) {
 		}
 	})
 }
+
+// TestDue: when an aggregate has to be pumped next, which is what the sweep
+// sets a partition's timers from after it moved to another member.
+func TestDue(t *testing.T) {
+	const maxPark = 10 * time.Minute
+	lead := facts("lead.created")
+	at := func(minute int) time.Time { return t0.Add(time.Duration(minute) * time.Minute) }
+	for _, tc := range []struct {
+		name   string
+		st     aggState
+		minute int
+		due    time.Time
+		ok     bool
+	}{
+		{"nothing queued", aggState{}, 0, time.Time{}, false},
+		{"deliverable now", aggState{Queue: []*entry{q("a", 0, nil, nil)}}, 3, at(3), true},
+		{"a retry later", aggState{Queue: []*entry{q("a", 0, nil, nil)}, Retry: &retry{ID: "a", Next: at(5)}}, 3, at(5), true},
+		{"a retry due", aggState{Queue: []*entry{q("a", 0, nil, nil)}, Retry: &retry{ID: "a", Next: at(2)}}, 3, at(3), true},
+		{"parked: at max_park", aggState{Queue: []*entry{q("chat", 1, lead, nil)}}, 3, at(11), true},
+		{"the earliest of two parked", aggState{Queue: []*entry{q("chat1", 4, lead, nil), q("chat2", 2, lead, nil)}}, 3, at(12), true},
+		// paid waits for invoiced, which is queued and waits for sold: paid
+		// goes only after invoiced waited max_park too.
+		{"parked behind a parked one", aggState{Queue: []*entry{
+			q("paid", 0, facts("lead.invoiced"), facts("lead.paid")),
+			q("invoiced", 4, facts("lead.sold"), facts("lead.invoiced")),
+		}}, 3, at(14), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			due, ok := tc.st.due(at(tc.minute), maxPark)
+			if ok != tc.ok || !due.Equal(tc.due) {
+				t.Fatalf("due = %v %v, want %v %v", due, ok, tc.due, tc.ok)
+			}
+			// At that time, next has the entry due (or a retry waits no more).
+			if ok && tc.st.Retry == nil {
+				if e, _ := tc.st.next(due, maxPark); e == nil {
+					t.Fatalf("at %v next has nothing", due)
+				}
+			}
+		})
+	}
+}

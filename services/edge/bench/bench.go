@@ -75,6 +75,12 @@ type Options struct {
 	Progress io.Writer
 	// Logger receives the edge's and nats-server's log lines. Default: none.
 	Logger *zap.Logger
+	// URL, when set, is a JetStream (a cluster) to measure on instead of an
+	// embedded server of its own; RAW and the ceiling's stream get Replicas
+	// replicas there. StoreDir is then not used.
+	URL string
+	// Replicas of the measured streams on URL. Default 1.
+	Replicas int
 }
 
 func (o *Options) setDefaults() {
@@ -101,6 +107,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 1
 	}
 }
 
@@ -129,21 +138,27 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	cfg := *o.Config
 	cfg.NATS.Replicas = 1
 
-	dir := o.StoreDir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "leadstream-bench-")
-		if err != nil {
-			return nil, fmt.Errorf("bench: store dir: %w", err)
+	url, dir := o.URL, o.StoreDir
+	if url != "" {
+		cfg.NATS.Replicas = o.Replicas
+		dir = fmt.Sprintf("%s (replicas %d)", url, o.Replicas)
+	} else {
+		if dir == "" {
+			tmp, err := os.MkdirTemp("", "leadstream-bench-")
+			if err != nil {
+				return nil, fmt.Errorf("bench: store dir: %w", err)
+			}
+			defer os.RemoveAll(tmp)
+			dir = tmp
 		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
+		progress(o.Progress, "starting JetStream (file store %s, fsync before every ack)", dir)
+		ns, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: dir, Logger: o.Logger})
+		if err != nil {
+			return nil, err
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		url = ns.ClientURL()
 	}
-	progress(o.Progress, "starting JetStream (file store %s, fsync before every ack)", dir)
-	ns, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: dir, Logger: o.Logger})
-	if err != nil {
-		return nil, err
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 
 	signer, err := simulate.NewSigner(&cfg)
 	if err != nil {
@@ -167,11 +182,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		StoreDir:    dir,
 		Mix:         mix(tpls),
 	}
-	rep.TempStore = o.StoreDir == ""
-	if err := runEdge(ctx, &o, &cfg, ns.ClientURL(), tpls, signer, nonce, rep); err != nil {
+	rep.TempStore = o.StoreDir == "" && o.URL == ""
+	if err := runEdge(ctx, &o, &cfg, url, tpls, signer, nonce, rep); err != nil {
 		return nil, err
 	}
-	if err := runCeiling(ctx, &o, &cfg, ns.ClientURL(), tpls, signer, nonce, rep); err != nil {
+	if err := runCeiling(ctx, &o, &cfg, url, tpls, signer, nonce, rep); err != nil {
 		return nil, err
 	}
 	return rep, nil

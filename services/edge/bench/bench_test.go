@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/services/edge/extract"
 	"github.com/leadstream/leadstream/services/edge/simulate"
 )
@@ -139,4 +142,42 @@ func BenchmarkEdgeHTTP(b *testing.B) {
 	b.ReportMetric(float64(rep.Edge.P99)/float64(time.Millisecond), "edge-p99-ms")
 	b.ReportMetric(rep.Ceiling.Rate(), "ceiling-pub/s")
 	b.ReportMetric(rep.Ratio(), "edge/ceiling")
+}
+
+// BenchmarkRAWLeaderOnCluster measures what one RAW stream leader takes on
+// a 3-node JetStream cluster in this process (routed on loopback, fsync
+// before every ack, replicas 3): the edge's signed requests/s next to plain
+// js.PublishMsg into a stream with RAW's settings, at 64 and at 256
+// requests in flight. The figures are printed; the README's Scaling
+// section quotes them.
+//
+//	go test -run '^$' -bench RAWLeaderOnCluster -benchtime 1x ./services/edge/bench
+func BenchmarkRAWLeaderOnCluster(b *testing.B) {
+	cfg := demoConfig(b)
+	for _, conc := range []int{64, 256} {
+		b.Run(fmt.Sprint("concurrency=", conc), func(b *testing.B) {
+			cl := natstest.RunCluster(b, 3)
+			var rep *Report
+			for b.Loop() {
+				var err error
+				rep, err = Run(context.Background(), Options{
+					Config:      cfg,
+					Duration:    5 * time.Second,
+					Warmup:      time.Second,
+					Concurrency: conc,
+					URL:         cl.URLs(),
+					Replicas:    3,
+					Presign:     8000,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			rep.Print(os.Stdout)
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(rep.Edge.Rate(), "edge-req/s")
+			b.ReportMetric(float64(rep.Edge.P99)/float64(time.Millisecond), "edge-p99-ms")
+			b.ReportMetric(rep.Ceiling.Rate(), "ceiling-pub/s")
+		})
+	}
 }
