@@ -7,7 +7,7 @@ PKGS := $(shell $(GO) list -m -f '{{.Dir}}/...' 2>/dev/null)
 CONFIG ?= $(or $(LEADSTREAM_CONFIG),deploy/local/leadstream.yaml)
 FUZZTIME ?= 10s
 
-.PHONY: run test test-short race vet fuzz bench build simulate check proto python-protobuf
+.PHONY: run test test-short race vet fuzz bench bench-cluster build simulate check proto python-protobuf
 
 ## run: the whole pipeline in one process (embedded JetStream on 127.0.0.1:4222, edge on :8080)
 run:
@@ -54,6 +54,10 @@ fuzz:
 ## bench: edge req/s vs the JetStream ceiling; normalizer events/s per kind; dispatcher deliveries/s; end-to-end latencies
 bench:
 	$(GO) run ./cmd/leadstream bench
+
+## bench-cluster: the edge and plain publishes against one RAW leader on a 3-node cluster (replicas 3, fsync), at 64 and 256 in flight
+bench-cluster:
+	$(GO) test -run '^$$' -bench RAWLeaderOnCluster -benchtime 1x ./services/edge/bench
 
 build:
 	$(GO) build -o bin/leadstream ./cmd/leadstream

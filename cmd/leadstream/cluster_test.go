@@ -29,7 +29,7 @@ import (
 // lead, an Offerte Adviseur lead.sold before its lead.created, a
 // transaction's change PENDING -> COMPLETED before CREATED -> PENDING. It
 // records what was acknowledged, with its group and its place in the
-// causal order.
+// causal order. A refused request is sent again, as a provider would.
 type causalSender struct {
 	mu       sync.Mutex
 	acked    map[string]groupRole // event id -> group and role
@@ -141,9 +141,15 @@ func startCausalSender(t *testing.T, signer *simulate.Signer, edges []string, ev
 			group := causalGroup(t, i)
 			wg.Go(func() {
 				for j, h := range group {
+					// Refused (a 503 while RAW elects a leader): retried, as
+					// a provider does, so that no group loses its second half.
 					id, ok := send(i, j, h.sample, h.provider, h.body)
-					if !ok {
+					for try := 0; !ok && try < 50; try++ {
 						s.refused.Add(1)
+						time.Sleep(100 * time.Millisecond)
+						id, ok = send(i, j+try+1, h.sample, h.provider, h.body)
+					}
+					if !ok {
 						continue
 					}
 					s.mu.Lock()
@@ -195,7 +201,9 @@ func TestCluster(t *testing.T) {
 		t.Skip("builds and runs the binary on a 3-node cluster")
 	}
 	start := time.Now()
-	phase := func(what string) { t.Logf("%6.1fs  %s", time.Since(start).Seconds(), what) }
+	phase := func(what string) {
+		t.Logf("%6.1fs  %s  (%s)", time.Since(start).Seconds(), what, time.Now().Format(time.StampMilli))
+	}
 	bin := buildBinary(t)
 	cl := natstest.RunCluster(t, 3)
 	phase("3-node JetStream cluster up")
@@ -205,7 +213,7 @@ func TestCluster(t *testing.T) {
 	const partitions = 12
 	config := func(name, listen string) string {
 		path := filepath.Join(dir, name+".yaml")
-		text := fmt.Sprintf("listen: %q\nnats: {url: %q, replicas: 3}\nnormalizer: {ack_wait: 3s, handler_timeout: 2s}\ndispatcher: {max_park: 20s, ack_wait: 3s, partitions: %d}\nadapters:\n  - {name: crm, type: webhook, url: %q, secret: %q}\n",
+		text := fmt.Sprintf("listen: %q\nnats: {url: %q, replicas: 3}\nnormalizer: {ack_wait: 3s, handler_timeout: 2s}\ndispatcher: {max_park: 60s, ack_wait: 3s, partitions: %d}\nadapters:\n  - {name: crm, type: webhook, url: %q, secret: %q}\n",
 			listen, cl.URLs(), partitions, lms.srv.URL, lmsSecret) + strings.Replace(vec.ConfigYAML(), "level: error", "level: info", 1)
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
@@ -378,7 +386,7 @@ func TestCluster(t *testing.T) {
 	lms.mu.Lock()
 	defer lms.mu.Unlock()
 	// Twice only what the killed dispatcher had in flight: its partitions,
-	// accepted once before the kill.
+	// accepted once by the time it died.
 	dups := 0
 	for id, n := range lms.seen {
 		if n == 1 {
@@ -386,13 +394,16 @@ func TestCluster(t *testing.T) {
 		}
 		dups++
 		p := dispatcher.PartitionOf(lms.subject[id], partitions)
-		if !slices.Contains(killedParts, p) || !lms.at[id][0].Before(killedAt) {
+		// (Its request may reach the LMS's handler a moment after it died.)
+		if !slices.Contains(killedParts, p) || !lms.at[id][0].Before(killedAt.Add(time.Second)) {
 			t.Errorf("webhook-id %s (partition %d, at %v, kill at %s) delivered %d times, not in flight on the killed dispatcher",
 				id, p, lms.at[id], killedAt.Format(time.StampMilli), n)
 		}
 	}
 	// Per aggregate, the prerequisite first, unless the dependent waited
-	// max_park for it and went out marked as an orphan (counted).
+	// max_park for it and went out marked as an orphan (counted): on these
+	// two shared cores one normalizer kind (lead: two providers) can lag
+	// another (chat) by tens of seconds, hence max_park 60s here.
 	pos := map[string]int{}
 	for i, id := range lms.order {
 		pos[id] = i
@@ -417,11 +428,23 @@ func TestCluster(t *testing.T) {
 			t.Errorf("group %d: two aggregates %q %q", g, lms.subject[pair[0]], lms.subject[pair[1]])
 		}
 		if lms.orphan[pair[0]] {
-			orphans++
+			if orphans++; orphans <= 3 {
+				t.Logf("group %d (%s): its dependent went as an orphan at %s, the prerequisite at %s",
+					g, lms.subject[pair[0]], lms.at[pair[0]][0].Format(time.StampMilli), lms.at[pair[1]][0].Format(time.StampMilli))
+			}
 			continue
 		}
 		if pos[pair[0]] < pos[pair[1]] {
 			t.Errorf("group %d (%s): the dependent overtook its prerequisite", g, lms.subject[pair[0]])
+		}
+	}
+	// Only the killed dispatcher was ever taken for dead.
+	for i := range dispatchers {
+		b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("dispatcher%d.log", i)))
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "removed members no client serves") && !strings.Contains(line, "-"+killed) {
+				t.Errorf("dispatcher %d removed a live member: %s", i, line)
+			}
 		}
 	}
 	phase(fmt.Sprintf("all %d acknowledged events at the LMS; EVENTS %d distinct; causal order held in %d aggregates (%d dependents went as orphans after max_park); %d webhook-ids delivered twice, all in flight on the SIGKILLed dispatcher",

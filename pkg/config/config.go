@@ -255,9 +255,8 @@ type Dispatcher struct {
 	MaxAckPending int `yaml:"max_ack_pending"`
 	// AckWait is how long JetStream waits before redelivering an EVENTS
 	// message a crashed dispatcher had taken but not yet parked. Default "30s".
-	// It also sets how fast a dispatcher that died is noticed: its consumer
-	// in the adapter's consumer group lapses after ack_wait without pulls,
-	// and the others take its partitions over about three ack_waits later.
+	// (A dispatcher that died is noticed sooner: the others remove it from
+	// the adapter's consumer group after three looks 2s apart.)
 	AckWait Duration `yaml:"ack_wait"`
 	// Partitions is the number of partitions of each adapter's consumer
 	// group: the aggregates are spread over them, and each partition is

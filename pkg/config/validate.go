@@ -427,7 +427,7 @@ func (c *Config) validateNATSAdapter(field string, a *Adapter) []error {
 		switch {
 		case !streamName.MatchString(a.Stream):
 			add("stream", "must match %s, got %q", streamName, a.Stream)
-		case slices.Contains([]string{"RAW", "EVENTS", "DLQ", "DISPATCH_TIMERS"}, a.Stream) || strings.HasPrefix(a.Stream, "KV_") || strings.HasPrefix(a.Stream, "OBJ_"):
+		case slices.Contains([]string{"RAW", "EVENTS", "DLQ", "DISPATCH_TIMERS"}, a.Stream) || strings.HasPrefix(a.Stream, "EVENTS-") || strings.HasPrefix(a.Stream, "KV_") || strings.HasPrefix(a.Stream, "OBJ_"):
 			add("stream", "%q is a stream leadstream or JetStream already uses", a.Stream)
 		}
 	}

@@ -267,6 +267,10 @@ type membership struct {
 	own     *ownership
 	// every is how often the group's consumers are looked at (reapEvery).
 	every time.Duration
+	// rejoin is how long after a change of the group a member's consumer
+	// may be missing while pcgroups makes it again: its retry interval,
+	// the consumers' ack_wait, and a second.
+	rejoin time.Duration
 	// onChange is told the partitions gained (and when they may be
 	// delivered) and lost, after each change of configuration (of
 	// revision rev).
@@ -294,7 +298,10 @@ func (ms *membership) run(ctx context.Context) error {
 	t := time.NewTicker(ms.every)
 	defer t.Stop()
 	misses, acked := map[string]int{}, map[string]time.Time{}
-	var cur *pcgroups.ElasticConsumerGroupConfig
+	var (
+		cur     *pcgroups.ElasticConsumerGroupConfig
+		changed time.Time
+	)
 	for {
 		select {
 		case <-ctx.Done():
@@ -313,7 +320,8 @@ func (ms *membership) run(ctx context.Context) error {
 			if err := json.Unmarshal(e.Value(), c); err != nil {
 				return fmt.Errorf("consumer group %s: %w", groupName(ms.adapter), err)
 			}
-			cur = c
+			cur, changed = c, time.Now()
+			clear(misses) // the looks start over with the new members' consumers
 			gained, lost := ms.own.apply(c, e.Revision())
 			if len(gained) > 0 || len(lost) > 0 {
 				ms.onChange(e.Revision(), gained, lost)
@@ -324,7 +332,7 @@ func (ms *membership) run(ctx context.Context) error {
 				continue
 			}
 			ms.join(ctx, cur)
-			ms.reap(ctx, cur, misses, acked)
+			ms.reap(ctx, cur, changed, misses, acked)
 		}
 	}
 }
@@ -345,17 +353,19 @@ func (ms *membership) join(ctx context.Context, c *pcgroups.ElasticConsumerGroup
 	}
 }
 
-// reap removes members that no client serves: whose consumer on the
-// group's stream is missing, or has neither a pull request waiting nor
-// acknowledged anything since the look before (the server drops the
-// requests of a client that is gone; a live member has one outstanding,
-// or, when it has as many messages as max_ack_pending and pulls no more,
-// acknowledges them), three looks in a row (reapEvery apart). It deletes
-// their consumers too, so that the messages they held go to the members
-// that take their partitions over. A member wrongly removed (its
-// connection down for those looks) comes back by itself (join). It also
-// tells onMissing when this member is the one without a consumer.
-func (ms *membership) reap(ctx context.Context, c *pcgroups.ElasticConsumerGroupConfig, misses map[string]int, acked map[string]time.Time) {
+// reap removes members that no client serves, three looks in a row
+// (reapEvery apart, counted afresh after each change of the group): whose
+// consumer on the group's stream has neither a pull request waiting nor
+// been delivered or acknowledged anything since the look before (the
+// server drops the requests of a client that is gone; a live member has one
+// outstanding, or, when it holds max_ack_pending messages and pulls no
+// more, acknowledges them and is delivered more), or whose consumer is
+// missing longer than rejoin after the last change. It deletes their
+// consumers too, so that the messages they held go to the members that
+// take their partitions over. A member wrongly removed (its connection
+// down for those looks) comes back by itself (join). It also tells
+// onMissing when this member is the one without a consumer.
+func (ms *membership) reap(ctx context.Context, c *pcgroups.ElasticConsumerGroupConfig, changed time.Time, misses map[string]int, acked map[string]time.Time) {
 	if !c.IsInMembership(ms.member) {
 		return
 	}
@@ -370,9 +380,14 @@ func (ms *membership) reap(ctx context.Context, c *pcgroups.ElasticConsumerGroup
 	infos := st.ListConsumers(ctx)
 	for ci := range infos.Info() {
 		present[ci.Name] = true
+		// Its last delivery or ack-floor move: a member that has
+		// max_ack_pending messages pulls no more, but acks, and is
+		// delivered more as it does.
 		var last time.Time
-		if ci.AckFloor.Last != nil {
-			last = *ci.AckFloor.Last
+		for _, t := range []*time.Time{ci.Delivered.Last, ci.AckFloor.Last} {
+			if t != nil && t.After(last) {
+				last = *t
+			}
 		}
 		prev, seen := acked[ci.Name]
 		served[ci.Name] = ci.NumWaiting > 0 || (seen && last.After(prev))
@@ -390,6 +405,12 @@ func (ms *membership) reap(ctx context.Context, c *pcgroups.ElasticConsumerGroup
 		}
 		if ok || len(has[m]) == 0 {
 			delete(misses, m)
+			continue
+		}
+		if !present[m] && time.Since(changed) < ms.rejoin {
+			// pcgroups makes the members' consumers again after a change
+			// of the group, and one that overlaps another's old filters
+			// waits for the next try, rejoin later.
 			continue
 		}
 		misses[m]++
@@ -419,7 +440,8 @@ func (ms *membership) reap(ctx context.Context, c *pcgroups.ElasticConsumerGroup
 }
 
 // reapEvery is how often a member looks at the group's consumers: a dead
-// member is removed after three looks.
+// member is removed after three looks (a member without a consumer after
+// three looks past rejoin).
 const reapEvery = 2 * time.Second
 
 // leave removes this member from the group and deletes its consumer, so

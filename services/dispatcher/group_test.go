@@ -294,6 +294,7 @@ func TestDeadMemberIsRemoved(t *testing.T) {
 	f := newFixture(t, adapterYAML("crm", lms.srv.URL, ""))
 	f.cfg.Dispatcher.Partitions = 4
 	f.cfg.Dispatcher.MaxAckPending = 2 // it pulls little and waits a lot
+	f.cfg.Dispatcher.AckWait = config.Dur(2 * time.Second)
 	s, _ := f.start()
 	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if n := testutil.ToFloat64(s.m.partitions.WithLabelValues("crm")); n != 4 {
@@ -330,5 +331,70 @@ func TestDeadMemberIsRemoved(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(s.m.consumerErrors.WithLabelValues("dispatch-crm")); n != 0 {
 		t.Fatalf("the live, busy member lost its consumer %v times", n)
+	}
+}
+
+// TestParkedAndRetryingMoveWithPartition: what a member holds in the
+// ordering state, a parked chat message and a delivery being retried, is
+// delivered by the member that takes the partitions over after it stops:
+// the retry when the LMS takes it again, the chat right after its lead,
+// each once.
+func TestParkedAndRetryingMoveWithPartition(t *testing.T) {
+	lms := newFakeLMS(t)
+	var failing sync.Map // aggregate -> refused for now
+	failing.Store("conv/r", true)
+	lms.setRespond(func(r received) int {
+		if _, ok := failing.Load(r.subject); ok {
+			return 503
+		}
+		return 204
+	})
+	f := newFixture(t, adapterYAML("crm", lms.srv.URL, "max_attempts: 1000, max_age: 1h, backoff_initial: 200ms, backoff_max: 500ms"))
+	f.cfg.Dispatcher.MaxPark = config.Dur(5 * time.Minute)
+	a, stopA := f.start()
+	f.publish(event("chat-p", "chat.message", "conv/p", t0))
+	f.publish(event("lead-r", "lead.created", "conv/r", t0))
+	kv, err := f.js.KeyValue(context.Background(), streams.DispatchBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := func(agg string) *aggState {
+		st, _, err := states{kv: kv}.load(context.Background(), stateKey("crm", agg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if st := state("conv/p"); len(st.Queue) != 1 {
+			return fmt.Errorf("conv/p queue %v", ids(st.Queue))
+		}
+		if st := state("conv/r"); st.Retry == nil || st.Retry.Attempts < 2 {
+			return fmt.Errorf("conv/r not retrying yet: %+v", st.Retry)
+		}
+		return nil
+	})
+	b, _ := f.start()
+	stopA() // leaves the group: b takes every partition over at once
+	if n := testutil.ToFloat64(a.m.deliveries.WithLabelValues("crm", "delivered")); n != 0 {
+		t.Fatalf("the first member delivered %v events", n)
+	}
+	failing.Delete("conv/r")
+	f.publish(event("lead-p", "lead.created", "conv/p", t0))
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if n := len(lms.received()); n < 3 {
+			return fmt.Errorf("LMS has %d of 3", n)
+		}
+		return nil
+	})
+	var order []string
+	for _, r := range lms.received() {
+		order = append(order, r.id)
+	}
+	if !slices.Equal(order, []string{"lead-r", "lead-p", "chat-p"}) && !slices.Equal(order, []string{"lead-p", "chat-p", "lead-r"}) && !slices.Equal(order, []string{"lead-p", "lead-r", "chat-p"}) {
+		t.Fatalf("LMS got %v: chat-p must follow lead-p, each once", order)
+	}
+	if n := testutil.ToFloat64(b.m.deliveries.WithLabelValues("crm", "delivered")); n != 3 {
+		t.Fatalf("the member that took over delivered %v events, want 3", n)
 	}
 }

@@ -252,7 +252,7 @@ func (l *lane) run(ctx context.Context, workers, maxAckPending int) error {
 		l.pumps[i] = newPumpSet()
 	}
 	log := l.log.With(zap.String("adapter", l.cfg.Name), zap.String("member", l.member))
-	ms := &membership{js: l.js, adapter: l.cfg.Name, member: l.member, own: l.own, every: reapEvery,
+	ms := &membership{js: l.js, adapter: l.cfg.Name, member: l.member, own: l.own, every: reapEvery, rejoin: l.ackWait + time.Second,
 		onChange: l.partitionsChanged,
 		logf: func(msg string, kv ...any) {
 			log.Warn(msg, zap.Any("details", kv))

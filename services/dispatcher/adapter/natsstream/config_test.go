@@ -75,6 +75,7 @@ adapters:
   - {name: b, type: nats, url: "http://user:hunter2@x", secret: s, stream: EVENTS, subject_prefix: "events.b", replicas: 9, stream_max_age: 1h, duplicate_window: 2h}
   - {name: c, type: nats, url: "nats://x:4222", stream: "a.b", subject_prefix: "ordered.*"}
   - {name: d, type: webhook, url: "https://x", secret: s, stream: X, duplicate_window: 1h}
+  - {name: e, type: nats, url: "nats://x:4222", stream: EVENTS-dispatch-crm}
 `), t.TempDir())
 	if err == nil {
 		t.Fatal("no error")
@@ -83,7 +84,7 @@ adapters:
 	for _, field := range []string{
 		"adapters[0].url", "adapters[1].url", "adapters[1].secret", "adapters[1].stream", "adapters[1].subject_prefix",
 		"adapters[1].replicas", "adapters[1].duplicate_window", "adapters[2].stream", "adapters[2].subject_prefix",
-		"adapters[3].stream", "adapters[3].duplicate_window",
+		"adapters[3].stream", "adapters[3].duplicate_window", "adapters[4].stream",
 	} {
 		if !strings.Contains(msg, field+": ") {
 			t.Errorf("no error about %s in:\n%s", field, msg)
