@@ -37,12 +37,11 @@ func OrderedStream(adapter string) string {
 // ordered.<adapter>, so that two nats adapters never share subjects.
 func OrderedPrefix(adapter string) string { return "ordered." + adapter }
 
-// OrderedSubject is an ordered stream's subject of an event,
-// <prefix>.<kind>.<action>.<tenant>: the EVENTS subject
-// (events.<kind>.<action>.<tenant>) under the stream's prefix, so that the
-// same filters work on both.
-func OrderedSubject(prefix, kind, action, tenant string) string {
-	return prefix + "." + kind + "." + action + "." + tenant
+// OrderedSubject is an ordered stream's subject of an event of aggregate
+// agg, <prefix>.<kind>.<action>.<tenant>.<aggregate token>: the EVENTS
+// subject under the stream's prefix, so that the same filters work on both.
+func OrderedSubject(prefix, kind, action, tenant, agg string) string {
+	return prefix + "." + kind + "." + action + "." + tenant + "." + AggregateToken(agg)
 }
 
 // Config is the stream's configuration: file storage like every leadstream

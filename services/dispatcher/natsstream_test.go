@@ -16,6 +16,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/natstest"
+	"github.com/leadstream/leadstream/pkg/streams"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 	"github.com/leadstream/leadstream/services/dispatcher/adapter"
 	"github.com/leadstream/leadstream/services/dispatcher/adapter/natsstream"
@@ -217,7 +218,7 @@ func TestNATSAdapterCausalOrder(t *testing.T) {
 		if m.header.Get(natsstream.HeaderOrphan) != "" {
 			t.Errorf("%s marked as an orphan", m.ce.ID)
 		}
-		if want := "ordered.subs." + m.event.Type + ".t1"; m.subject != want || m.ce.Type != m.event.Type || m.ce.ID != m.event.Id {
+		if want := "ordered.subs." + m.event.Type + ".t1." + streams.AggregateToken(m.event.AggregateId); m.subject != want || m.ce.Type != m.event.Type || m.ce.ID != m.event.Id {
 			t.Errorf("%s of type %s on %s (ce-type %s), want subject %s", m.event.Id, m.event.Type, m.subject, m.ce.Type, want)
 		}
 	}

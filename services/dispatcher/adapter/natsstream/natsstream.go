@@ -167,7 +167,7 @@ func (a *Adapter) message(d *adapter.Delivery) (*nats.Msg, error) {
 		return nil, adapter.Terminal(fmt.Errorf("event %q of type %q: a CloudEvent needs both", ev.GetId(), ev.GetType()))
 	}
 	kind, action, _ := strings.Cut(ev.GetType(), ".")
-	subject := streams.OrderedSubject(a.cfg.SubjectPrefix, kind, action, ev.GetTenant())
+	subject := streams.OrderedSubject(a.cfg.SubjectPrefix, kind, action, ev.GetTenant(), ev.GetAggregateId())
 	if err := natskey.CheckSubject(subject); err != nil {
 		return nil, adapter.Terminal(fmt.Errorf("event %s: subject from its type and tenant: %w", ev.GetId(), err))
 	}
