@@ -23,6 +23,7 @@ commands:
   dlq        list, show, replay or drop dead letters (ls | show | replay | drop)
   simulate   send correctly signed sample webhooks of every provider to an edge
   check      load and validate the config, then exit (0 when valid)
+  provision  create or update the streams, buckets, consumers and consumer groups the config needs, print what changed
   bench      measure the edge (next to the JetStream ceiling) and the normalizer (per kind, end to end)
 
 Every command takes --config (default: $LEADSTREAM_CONFIG, else deploy/local/leadstream.yaml).
@@ -45,6 +46,7 @@ func main() {
 		"dlq":        cmdDLQ,
 		"simulate":   cmdSimulate,
 		"check":      cmdCheck,
+		"provision":  cmdProvision,
 		"bench":      cmdBench,
 	}
 	cmd, ok := cmds[os.Args[1]]

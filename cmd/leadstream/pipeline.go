@@ -154,7 +154,13 @@ func runPipeline(path string, svc services) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := streams.Ensure(ctx, js, streams.RawConfig(cfg)); err != nil {
+	if ns != nil {
+		// The dev mode owns its server: it provisions it as a deployment's
+		// provision step would (and says what it created).
+		if err := provision(ctx, js, cfg, log, os.Stdout); err != nil {
+			return err
+		}
+	} else if err := streams.Ensure(ctx, js, streams.RawConfig(cfg)); err != nil {
 		return err
 	}
 

@@ -154,6 +154,13 @@ func (s *Service) Run(ctx context.Context) error {
 		g.Add(func() error { s.observe(ctx); return nil }, func(error) { cancel() })
 	}
 	err := g.Run()
+	s.Close()
+	return err
+}
+
+// Close closes the adapters; Run does when it returns. A Service made only
+// for its topology (leadstream provision) or a replay is closed with it.
+func (s *Service) Close() {
 	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, l := range s.lanes {
@@ -161,7 +168,6 @@ func (s *Service) Run(ctx context.Context) error {
 			s.log.Warn("closing adapter", zap.String("adapter", l.cfg.Name), zap.Error(cerr))
 		}
 	}
-	return err
 }
 
 func (s *Service) takeOver(ctx context.Context, stream, consumer string) {
