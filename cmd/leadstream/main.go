@@ -23,6 +23,7 @@ commands:
   dlq        list, show, replay or drop dead letters (ls | show | replay | drop)
   simulate   send correctly signed sample webhooks of every provider to an edge
   check      load and validate the config, then exit (0 when valid)
+  health     GET a health endpoint, exit 0 on 2xx (container health checks)
   provision  create or update the streams, buckets, consumers and consumer groups the config needs, print what changed
   bench      measure the edge (next to the JetStream ceiling) and the normalizer (per kind, end to end)
 
@@ -47,6 +48,7 @@ func main() {
 		"simulate":   cmdSimulate,
 		"check":      cmdCheck,
 		"provision":  cmdProvision,
+		"health":     cmdHealth,
 		"bench":      cmdBench,
 	}
 	cmd, ok := cmds[os.Args[1]]

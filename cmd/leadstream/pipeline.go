@@ -62,6 +62,8 @@ type services struct {
 	dispatcher bool
 	// adapters limits the dispatcher; empty is all.
 	adapters []string
+	// projectionOnly runs the dispatcher's leads projection and no adapter.
+	projectionOnly bool
 	// kinds limits the normalizer; empty is all.
 	kinds []string
 	// embeddedOK allows an embedded JetStream when nats.url is empty.
@@ -97,10 +99,14 @@ func cmdNormalizer(args []string) error {
 func cmdDispatcher(args []string) error {
 	fs := flag.NewFlagSet("dispatcher", flag.ExitOnError)
 	path := configFlag(fs)
-	adapters := fs.String("adapters", "", "comma-separated adapter names to deliver to; empty: all in the config")
+	adapters := fs.String("adapters", "", "comma-separated adapter names to deliver to; empty: all in the config (and the leads projection)")
+	projectionOnly := fs.Bool("projection-only", false, "run the leads projection alone, no adapter")
 	admin := fs.String("admin-listen", ":9091", "address for /healthz, /readyz, /metrics and /leads/{id}")
 	_ = fs.Parse(args)
-	return runPipeline(*path, services{dispatcher: true, adapters: splitList(*adapters), adminListen: *admin})
+	if *projectionOnly && *adapters != "" {
+		return errors.New("--projection-only and --adapters exclude each other")
+	}
+	return runPipeline(*path, services{dispatcher: true, adapters: splitList(*adapters), projectionOnly: *projectionOnly, adminListen: *admin})
 }
 
 func splitList(s string) []string {
@@ -179,7 +185,7 @@ func runPipeline(path string, svc services) error {
 	}
 	if svc.dispatcher {
 		d, err := dispatcher.New(ctx, dispatcher.Options{Config: cfg, JetStream: js, Logger: log.Named("dispatcher"), Registry: reg,
-			Adapters: svc.adapters, Projection: len(svc.adapters) == 0})
+			Adapters: svc.adapters, NoAdapters: svc.projectionOnly, Projection: len(svc.adapters) == 0})
 		if err != nil {
 			return err
 		}

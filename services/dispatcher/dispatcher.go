@@ -36,6 +36,9 @@ type Options struct {
 	Registry prometheus.Registerer
 	// Adapters limits the dispatcher to these adapter names; empty is all.
 	Adapters []string
+	// NoAdapters runs no adapter at all (a process for the leads projection
+	// alone); it overrides Adapters.
+	NoAdapters bool
 	// Projection runs the leads projection consumer too. Default false.
 	Projection bool
 	// NewAdapter builds an adapter from its config; nil is New (the
@@ -92,7 +95,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	for i := range cfg.Adapters {
 		ac := &cfg.Adapters[i]
-		if len(o.Adapters) > 0 && !slices.Contains(o.Adapters, ac.Name) {
+		if o.NoAdapters || (len(o.Adapters) > 0 && !slices.Contains(o.Adapters, ac.Name)) {
 			continue
 		}
 		ad, err := o.NewAdapter(ac, s.log.Named(ac.Name))
