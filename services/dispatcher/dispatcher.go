@@ -198,10 +198,26 @@ func (s *Service) observe(ctx context.Context) {
 			}
 		}
 		s.observeDLQ(ctx)
+		s.observeGroups(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// observeGroups sets the backlog gauge of each adapter's consumer group.
+func (s *Service) observeGroups(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for _, l := range s.lanes {
+		st, err := s.js.Stream(ctx, GroupStream(l.cfg.Name))
+		if err != nil {
+			continue
+		}
+		if info, err := st.Info(ctx); err == nil {
+			s.m.groupBacklog.WithLabelValues(l.cfg.Name).Set(float64(info.State.Msgs))
 		}
 	}
 }

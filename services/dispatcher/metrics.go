@@ -18,6 +18,8 @@ type metrics struct {
 	consumerErrors *prometheus.CounterVec
 	// partitions is how many of an adapter's partitions this process owns.
 	partitions *prometheus.GaugeVec
+	// groupBacklog is how many events wait in an adapter's group stream.
+	groupBacklog *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -71,8 +73,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "leadstream_dispatcher_partitions",
 			Help: "Partitions of an adapter's consumer group this process delivers (summed over the replicas: dispatcher.partitions).",
 		}, []string{"adapter"}),
+		groupBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "leadstream_dispatcher_group_backlog",
+			Help: "Events waiting in an adapter's consumer group stream (EVENTS-dispatch-<adapter>) to be taken by a member: the group's lag, which KEDA scales the adapter's dispatchers on.",
+		}, []string{"adapter"}),
 	}
-	reg.MustRegister(m.deliveries, m.deadLetters, m.attempts, m.retryBacklog, m.parked, m.oldestParked, m.endToEnd, m.projected, m.breaker, m.dlqDepth, m.consumerErrors, m.partitions)
+	reg.MustRegister(m.deliveries, m.deadLetters, m.attempts, m.retryBacklog, m.parked, m.oldestParked, m.endToEnd, m.projected, m.breaker, m.dlqDepth, m.consumerErrors, m.partitions, m.groupBacklog)
 	return m
 }
 
@@ -96,6 +102,7 @@ func (m *metrics) initAdapter(adapter string) {
 	m.breaker.WithLabelValues(adapter)
 	m.dlqDepth.WithLabelValues(adapter)
 	m.partitions.WithLabelValues(adapter)
+	m.groupBacklog.WithLabelValues(adapter)
 }
 
 // initConsumer creates consumer's error counter at 0.
