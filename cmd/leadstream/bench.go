@@ -249,6 +249,9 @@ func dispatchLoad(load, left []benchSample, maxPark time.Duration) string {
 // run` does, on the dispatcher bench's JetStream.
 func startBenchNormalizer(log *zap.Logger) dbench.StartNormalizer {
 	return func(ctx context.Context, cfg *config.Config, url string, js jetstream.JetStream) (dbench.Service, error) {
+		if err := normalizer.Provision(ctx, js, cfg, nil); err != nil {
+			return nil, err
+		}
 		n, err := normalizer.New(ctx, normalizer.Options{Config: cfg, URL: url, JetStream: js, Logger: log, Registry: prometheus.NewRegistry()})
 		if err != nil {
 			return nil, err

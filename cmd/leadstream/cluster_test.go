@@ -220,6 +220,9 @@ func TestCluster(t *testing.T) {
 		}
 		return path
 	}
+	cfg := config("services", freeAddr(t))
+	provisionWith(t, bin, cfg)
+	phase("provisioned")
 	var edges []string
 	for i := range 2 {
 		addr := freeAddr(t)
@@ -227,7 +230,6 @@ func TestCluster(t *testing.T) {
 		startChild(t, bin, cfg+".log", "edge", "--config", cfg).waitReady(t, "http://"+addr+"/readyz")
 		edges = append(edges, "http://"+addr)
 	}
-	cfg := config("services", freeAddr(t))
 	var normalizers []*child
 	for i := range 2 {
 		admin := freeAddr(t)
@@ -287,8 +289,8 @@ func TestCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startCausalSender(t, signer, edges, 10*time.Millisecond)
-	s.waitMore(t, 300, 60*time.Second)
+	s := startCausalSender(t, signer, edges, 20*time.Millisecond) // 100 requests a second
+	s.waitMore(t, 200, 60*time.Second)
 	phase(fmt.Sprintf("steady: %d acknowledged, %d at the LMS", s.count(), len(lms.ids())))
 
 	_ = dispatchers[2].cmd.Process.Signal(syscall.SIGTERM)
@@ -296,10 +298,10 @@ func TestCluster(t *testing.T) {
 		t.Errorf("dispatcher 2 after SIGTERM: %v", err)
 	}
 	phase(fmt.Sprintf("3 -> 2: dispatcher 2 stopped (SIGTERM): %v", members(2)))
-	s.waitMore(t, 300, 60*time.Second)
+	s.waitMore(t, 200, 60*time.Second)
 	startDispatcher()
 	phase(fmt.Sprintf("2 -> 3: dispatcher 3 started: %v", members(3)))
-	s.waitMore(t, 300, 60*time.Second)
+	s.waitMore(t, 200, 60*time.Second)
 	noneTwice("before any crash (scaled 3 -> 2 -> 3)")
 	phase(fmt.Sprintf("%d acknowledged, %d at the LMS, none twice", s.count(), len(lms.ids())))
 

@@ -531,11 +531,21 @@ func startServices(t *testing.T, cfg *config.Config, urls map[string]string) (st
 			t.Fatalf("%s: %v", user, err)
 		}
 		t.Cleanup(nc.Close)
-		// As runPipeline does in every service before starting it.
-		if err := streams.Ensure(ctx, js, streams.RawConfig(cfg)); err != nil {
-			t.Fatalf("%s: %v", user, err)
-		}
 		return nc, js
+	}
+	// The topology, each part by the user of the service that uses it (what
+	// `leadstream provision` does with one connection).
+	_, ejs := connect("edge")
+	if err := streams.Ensure(ctx, ejs, streams.RawConfig(cfg)); err != nil {
+		t.Fatalf("edge: provisioning RAW: %v", err)
+	}
+	nnc, njs := connect("normalizer")
+	if err := normalizer.Provision(ctx, njs, cfg, nil); err != nil {
+		t.Fatalf("normalizer: provisioning: %v", err)
+	}
+	dnc, djs := connect("dispatcher")
+	if err := dispatcher.Provision(ctx, djs, cfg); err != nil {
+		t.Fatalf("dispatcher: provisioning: %v", err)
 	}
 	run := func(name string, nc *nats.Conn, js jetstream.JetStream, f func(context.Context) error) {
 		running.Add(1)
@@ -552,7 +562,6 @@ func startServices(t *testing.T, cfg *config.Config, urls map[string]string) (st
 		}
 	}
 
-	_, ejs := connect("edge")
 	e, err := edge.New(edge.Options{Config: cfg, JetStream: ejs, Logger: log.Named("edge")})
 	if err != nil {
 		t.Fatal(err)
@@ -563,14 +572,12 @@ func startServices(t *testing.T, cfg *config.Config, urls map[string]string) (st
 		t.Errorf("edge /readyz: %d %s", code, body)
 	}
 
-	nnc, njs := connect("normalizer")
 	n, err := normalizer.New(ctx, normalizer.Options{Config: cfg, URL: urls["normalizer"], JetStream: njs, Logger: log.Named("normalizer")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	run("normalizer", nnc, njs, n.Run)
 
-	dnc, djs := connect("dispatcher")
 	d, err := dispatcher.New(ctx, dispatcher.Options{Config: cfg, JetStream: djs, Logger: log.Named("dispatcher"), Projection: true})
 	if err != nil {
 		t.Fatal(err)

@@ -166,8 +166,8 @@ func runPipeline(path string, svc services) error {
 		if err := provision(ctx, js, cfg, log, os.Stdout); err != nil {
 			return err
 		}
-	} else if err := streams.Ensure(ctx, js, streams.RawConfig(cfg)); err != nil {
-		return err
+	} else if err := (streams.Need{Streams: []string{streams.RAW}}).Check(ctx, js); err != nil {
+		return err // every service reads or writes RAW; the rest each checks itself
 	}
 
 	reg := prometheus.NewRegistry()

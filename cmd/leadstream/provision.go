@@ -83,9 +83,14 @@ func applyTopology(ctx context.Context, js jetstream.JetStream, cfg *config.Conf
 	if err := streams.Ensure(ctx, js, streams.RawConfig(cfg)); err != nil {
 		return err
 	}
-	if _, err := normalizer.New(ctx, normalizer.Options{Config: cfg, JetStream: js, Logger: log}); err != nil {
+	if err := normalizer.Provision(ctx, js, cfg, nil); err != nil {
 		return err
 	}
+	if err := dispatcher.Provision(ctx, js, cfg); err != nil {
+		return err
+	}
+	// Binding every adapter connects it: a nats adapter makes its ordered
+	// stream then.
 	d, err := dispatcher.New(ctx, dispatcher.Options{Config: cfg, JetStream: js, Logger: log, Projection: true})
 	if err != nil {
 		return err

@@ -51,6 +51,16 @@ func startChild(t *testing.T, bin, logPath string, args ...string) *child {
 	return c
 }
 
+// provisionWith runs `leadstream provision` with the config at cfg, as a
+// deployment's provision step does before the services start.
+func provisionWith(t *testing.T, bin, cfg string) {
+	t.Helper()
+	out, err := exec.Command(bin, "provision", "--config", cfg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("leadstream provision: %v\n%s", err, out)
+	}
+}
+
 // waitReady polls url until it answers 200, failing if the child exits.
 func (c *child) waitReady(t *testing.T, url string) {
 	t.Helper()
@@ -94,6 +104,9 @@ func TestReplicasAndSIGKILL(t *testing.T) {
 		text := fmt.Sprintf("listen: %q\nnats: {url: %q}\nnormalizer: {ack_wait: 3s, handler_timeout: 2s}\ndispatcher: {max_park: 7s, ack_wait: 3s}\n", addr, ns.ClientURL()) + vec.ConfigYAML()
 		if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
+		}
+		if i == 0 {
+			provisionWith(t, bin, cfg)
 		}
 		startChild(t, bin, cfg+".edge.log", "edge", "--config", cfg).waitReady(t, "http://"+addr+"/readyz")
 		edges = append(edges, "http://"+addr)

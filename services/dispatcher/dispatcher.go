@@ -59,9 +59,11 @@ type Service struct {
 	now        func() time.Time
 }
 
-// New prepares the topology (the dispatch and leads buckets, a consumer
-// group per adapter on EVENTS) and connects the adapters. The process joins
-// the groups in Run.
+// New binds to the topology `leadstream provision` made (Provision): EVENTS,
+// DLQ, the dispatch bucket, each adapter's consumer group and, with the
+// projection, the leads bucket and its consumer; what is missing is named
+// in an error wrapping streams.ErrNotProvisioned. It connects the adapters;
+// the process joins the groups in Run.
 func New(ctx context.Context, o Options) (*Service, error) {
 	if o.Config == nil || o.JetStream == nil || o.Logger == nil {
 		return nil, errors.New("dispatcher: Config, JetStream and Logger are required")
@@ -77,12 +79,12 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	s := &Service{cfg: o.Config, js: o.JetStream, log: o.Logger, m: newMetrics(o.Registry), now: o.Now}
 	cfg := o.Config
-	if err := streams.Ensure(ctx, s.js, streams.EventsConfig(cfg), streams.DLQConfig(cfg)); err != nil {
-		return nil, err
+	if err := need(cfg, o.Adapters, o.NoAdapters, o.Projection).Check(ctx, s.js); err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
-	kv, err := streams.EnsureKVLeaderReads(ctx, s.js, streams.DispatchConfig(cfg))
+	kv, err := s.js.KeyValue(ctx, streams.DispatchBucket)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
 	events, err := s.js.Stream(ctx, streams.EVENTS)
 	if err != nil {
@@ -113,7 +115,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 			maxPark: cfg.Dispatcher.MaxPark.Duration, subscribed: subscribedFunc(ac), now: s.now,
 			member: member, partitions: cfg.Dispatcher.Partitions, ackWait: cfg.Dispatcher.AckWait.Duration}
 		l.own = newOwnership(member, l.partitions, l.handoverGrace(), s.now)
-		if err := ensureGroup(ctx, s.js, ac, l.partitions); err != nil {
+		if err := checkGroup(ctx, s.js, ac, l.partitions); err != nil {
 			return nil, fmt.Errorf("dispatcher: adapter %s: %w", ac.Name, err)
 		}
 		s.m.initAdapter(ac.Name)
@@ -121,17 +123,58 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		s.lanes = append(s.lanes, l)
 	}
 	if o.Projection {
-		lkv, err := streams.EnsureKV(ctx, s.js, leads.BucketConfig(cfg.NATS.Replicas))
+		lkv, err := s.js.KeyValue(ctx, leads.Bucket)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("dispatcher: %w", err)
 		}
 		s.projection = leads.NewStore(lkv)
 		s.m.initConsumer(projectionConsumer.Durable)
-		if _, err := s.js.CreateOrUpdateConsumer(ctx, streams.EVENTS, projectionConsumer); err != nil {
-			return nil, fmt.Errorf("dispatcher: projection consumer: %w", err)
-		}
 	}
 	return s, nil
+}
+
+// need is what a dispatcher of adapters (all when empty, none with
+// noAdapters) and, with projection, the leads projection binds to.
+func need(cfg *config.Config, adapters []string, noAdapters, projection bool) streams.Need {
+	n := streams.Need{Streams: []string{streams.EVENTS, streams.DLQ}, Buckets: []string{streams.DispatchBucket}}
+	for _, a := range cfg.Adapters {
+		if noAdapters || (len(adapters) > 0 && !slices.Contains(adapters, a.Name)) {
+			continue
+		}
+		n.Streams = append(n.Streams, GroupStream(a.Name))
+	}
+	if projection {
+		n.Buckets = append(n.Buckets, leads.Bucket)
+		n.Consumers = append(n.Consumers, [2]string{streams.EVENTS, projectionConsumer.Durable})
+	}
+	return n
+}
+
+// Provision creates or updates what dispatchers of cfg's adapters and the
+// leads projection use: EVENTS, DLQ, the dispatch bucket (read from its
+// leader), each adapter's consumer group, the leads bucket and the
+// projection's consumer. `leadstream provision` calls it; the services only
+// bind. (A nats adapter's ordered stream is its own output, possibly on
+// another server: the adapter makes it when it connects.)
+func Provision(ctx context.Context, js jetstream.JetStream, cfg *config.Config) error {
+	if err := streams.Ensure(ctx, js, streams.EventsConfig(cfg), streams.DLQConfig(cfg)); err != nil {
+		return err
+	}
+	if _, err := streams.EnsureKVLeaderReads(ctx, js, streams.DispatchConfig(cfg)); err != nil {
+		return err
+	}
+	for i := range cfg.Adapters {
+		if err := ensureGroup(ctx, js, &cfg.Adapters[i], cfg.Dispatcher.Partitions); err != nil {
+			return fmt.Errorf("dispatcher: adapter %s: %w", cfg.Adapters[i].Name, err)
+		}
+	}
+	if _, err := streams.EnsureKV(ctx, js, leads.BucketConfig(cfg.NATS.Replicas)); err != nil {
+		return err
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, streams.EVENTS, projectionConsumer); err != nil {
+		return fmt.Errorf("dispatcher: projection consumer: %w", err)
+	}
+	return nil
 }
 
 // Run dispatches until ctx ends, then closes the adapters.

@@ -174,9 +174,19 @@ func adapterYAML(name, url, overrides string) string {
 	return fmt.Sprintf("  - {name: %s, type: webhook, url: %q, secret: %q%s}\n", name, url, testSecret, extra)
 }
 
+// provision makes the topology the fixture's config needs, as `leadstream
+// provision` does (New only binds).
+func (f *fixture) provision() {
+	f.t.Helper()
+	if err := Provision(context.Background(), f.js, f.cfg); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 // start runs a dispatcher until the returned stop is called (or the test ends).
 func (f *fixture) start() (*Service, func()) {
 	f.t.Helper()
+	f.provision()
 	s, err := New(context.Background(), Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop(), Projection: true})
 	if err != nil {
 		f.t.Fatal(err)

@@ -67,6 +67,23 @@ func ensureGroup(ctx context.Context, js jetstream.JetStream, a *config.Adapter,
 	return nil
 }
 
+// checkGroup finds an adapter's consumer group as Provision made it for
+// partitions: a group of another size or other subjects needs provisioning
+// again (after it is deleted, see ensureGroup).
+func checkGroup(ctx context.Context, js jetstream.JetStream, a *config.Adapter, partitions int) error {
+	c, err := pcgroups.GetElasticConsumerGroupConfig(ctx, js, streams.EVENTS, groupName(a.Name))
+	if err != nil {
+		return fmt.Errorf("consumer group %s: %w: %w", groupName(a.Name), err, streams.ErrNotProvisioned)
+	}
+	if int(c.MaxMembers) != partitions || !slices.EqualFunc(c.PartitioningFilters, partitioningFilters(a), func(x, y pcgroups.PartitioningFilter) bool {
+		return x.Filter == y.Filter && slices.Equal(x.PartitioningWildcards, y.PartitioningWildcards)
+	}) {
+		return fmt.Errorf("consumer group %s has %d partitions over %v, the config wants %d over %v: %w",
+			groupName(a.Name), c.MaxMembers, c.PartitioningFilters, partitions, filterSubjects(a), streams.ErrNotProvisioned)
+	}
+	return nil
+}
+
 // partitionOf is the partition of agg in a group of n partitions: what the
 // group stream's {{partition(n, token)}} computes, nats-server's FNV-1a of
 // the token modulo n.

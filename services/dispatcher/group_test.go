@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -26,6 +27,7 @@ import (
 func TestPartitionOfMatchesServer(t *testing.T) {
 	f := newFixture(t, adapterYAML("crm", "http://127.0.0.1:1", ""))
 	f.cfg.Dispatcher.Partitions = 7
+	f.provision()
 	if _, err := New(context.Background(), Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop()}); err != nil {
 		t.Fatal(err)
 	}
@@ -396,5 +398,35 @@ func TestParkedAndRetryingMoveWithPartition(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(b.m.deliveries.WithLabelValues("crm", "delivered")); n != 3 {
 		t.Fatalf("the member that took over delivered %v events, want 3", n)
+	}
+}
+
+// TestNewOnlyBinds: on a JetStream nothing was provisioned on, New creates
+// nothing and names what it misses; after Provision it binds; with a group
+// provisioned for other partitions it says so.
+func TestNewOnlyBinds(t *testing.T) {
+	f := newFixture(t, adapterYAML("crm", "http://127.0.0.1:1", ""))
+	ctx := context.Background()
+	_, err := New(ctx, Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop(), Projection: true})
+	if !errors.Is(err, streams.ErrNotProvisioned) {
+		t.Fatalf("New = %v, want ErrNotProvisioned", err)
+	}
+	for _, want := range []string{"stream DLQ", "stream EVENTS-dispatch-crm", "bucket dispatch", "bucket leads", "consumer EVENTS > projection-leads"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not name %s: %v", want, err)
+		}
+	}
+	if _, err := f.js.KeyValue(ctx, streams.DispatchBucket); err == nil {
+		t.Fatal("New created the dispatch bucket")
+	}
+	f.provision()
+	s, err := New(ctx, Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop(), Projection: true})
+	if err != nil {
+		t.Fatalf("New after Provision: %v", err)
+	}
+	s.Close()
+	f.cfg.Dispatcher.Partitions = 8
+	if _, err := New(ctx, Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop()}); !errors.Is(err, streams.ErrNotProvisioned) || !strings.Contains(err.Error(), "has 16 partitions") {
+		t.Fatalf("New with 8 partitions over a group of 16 = %v", err)
 	}
 }

@@ -38,6 +38,7 @@ func runService(t *testing.T, f *fixture, js jetstream.JetStream, projection boo
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	core, logs := observer.New(zapcore.WarnLevel)
+	f.provision()
 	s, err := New(context.Background(), Options{Config: f.cfg, JetStream: js, Logger: zap.New(core), Registry: reg, Projection: projection})
 	if err != nil {
 		t.Fatal(err)
@@ -352,6 +353,7 @@ func TestDeletedGroupEndsRun(t *testing.T) {
 		t.Run(fmt.Sprint("while running ", whileRunning), func(t *testing.T) {
 			lms := newFakeLMS(t)
 			f := newFixture(t, adapterYAML("crm", lms.srv.URL, ""))
+			f.provision()
 			s, err := New(context.Background(), Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop()})
 			if err != nil {
 				t.Fatal(err)

@@ -24,6 +24,7 @@ func TestBreakerAndDLQDepthGauges(t *testing.T) {
 	f := newFixture(t, adapterYAML("down", down.srv.URL, "breaker_failures: 1, breaker_cooldown: 1h, backoff_initial: 1h, backoff_max: 1h")+
 		adapterYAML("rejecting", rejecting.srv.URL, ""))
 	reg := prometheus.NewRegistry()
+	f.provision()
 	s, err := New(context.Background(), Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop(), Registry: reg})
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +59,7 @@ func TestBreakerAndDLQDepthGauges(t *testing.T) {
 func TestFailureCountersStartAtZero(t *testing.T) {
 	f := newFixture(t, adapterYAML("crm", "http://127.0.0.1:1", ""))
 	reg := prometheus.NewRegistry()
+	f.provision()
 	if _, err := New(context.Background(), Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop(), Registry: reg}); err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,7 @@ func (f *fixture) useNATS() {
 // startWith is start with every built adapter passed through wrap.
 func (f *fixture) startWith(wrap func(adapter.Adapter) adapter.Adapter) func() {
 	f.t.Helper()
+	f.provision()
 	s, err := New(context.Background(), Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop(),
 		NewAdapter: func(a *config.Adapter, log *zap.Logger) (adapter.Adapter, error) {
 			ad, err := NewAdapter(a, log)

@@ -61,40 +61,71 @@ type Service struct {
 	afterPublish, afterDedupe func(eventID string) error
 }
 
-// New validates o and prepares the topology: EVENTS, DLQ, the dedupe
-// bucket and a durable consumer per kind are created or updated here,
-// never auto-provisioned by a client.
+// New validates o and binds to the topology `leadstream provision` made
+// (Provision): EVENTS, DLQ, the dedupe bucket and the durable consumer of
+// every kind it runs. What is missing is named in an error wrapping
+// streams.ErrNotProvisioned; nothing is created here.
 func New(ctx context.Context, o Options) (*Service, error) {
 	if o.Config == nil || o.JetStream == nil || o.Logger == nil {
 		return nil, errors.New("normalizer: Config, JetStream and Logger are required")
 	}
-	kinds := o.Kinds
+	kinds, err := kindsOf(o.Kinds)
+	if err != nil {
+		return nil, err
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	s := &Service{cfg: o.Config, url: o.URL, js: o.JetStream, log: o.Logger, kinds: kinds, metrics: newMetrics(o.Registry), now: time.Now}
+	need := streams.Need{Streams: []string{streams.RAW, streams.EVENTS, streams.DLQ}, Buckets: []string{streams.DedupeBucket}}
+	for _, k := range kinds {
+		need.Consumers = append(need.Consumers, [2]string{streams.RAW, Durable(k)})
+	}
+	if err := need.Check(ctx, s.js); err != nil {
+		return nil, fmt.Errorf("normalizer: %w", err)
+	}
+	kv, err := s.js.KeyValue(ctx, streams.DedupeBucket)
+	if err != nil {
+		return nil, fmt.Errorf("normalizer: %w", err)
+	}
+	s.dedupe = kv
+	return s, nil
+}
+
+// Provision creates or updates what the normalizer of kinds (all when
+// empty) uses, as cfg describes it: EVENTS, DLQ, the dedupe bucket and a
+// durable consumer per kind on RAW (which must exist). `leadstream
+// provision` calls it; the services only bind.
+func Provision(ctx context.Context, js jetstream.JetStream, cfg *config.Config, kinds []string) error {
+	kinds, err := kindsOf(kinds)
+	if err != nil {
+		return err
+	}
+	if err := streams.Ensure(ctx, js, streams.EventsConfig(cfg), streams.DLQConfig(cfg)); err != nil {
+		return err
+	}
+	if _, err := streams.EnsureKV(ctx, js, streams.DedupeConfig(cfg)); err != nil {
+		return err
+	}
+	for _, k := range kinds {
+		if _, err := js.CreateOrUpdatePushConsumer(ctx, streams.RAW, consumerConfig(cfg, k)); err != nil {
+			return fmt.Errorf("normalizer: consumer for %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// kindsOf checks kinds, and gives every kind for none.
+func kindsOf(kinds []string) ([]string, error) {
 	if len(kinds) == 0 {
-		kinds = envelope.Kinds
+		return envelope.Kinds, nil
 	}
 	for _, k := range kinds {
 		if !slices.Contains(envelope.Kinds, k) {
 			return nil, fmt.Errorf("normalizer: unknown kind %q (want some of %v)", k, envelope.Kinds)
 		}
 	}
-	if o.Registry == nil {
-		o.Registry = prometheus.NewRegistry()
-	}
-	s := &Service{cfg: o.Config, url: o.URL, js: o.JetStream, log: o.Logger, kinds: kinds, metrics: newMetrics(o.Registry), now: time.Now}
-	if err := streams.Ensure(ctx, s.js, streams.EventsConfig(s.cfg), streams.DLQConfig(s.cfg)); err != nil {
-		return nil, err
-	}
-	kv, err := streams.EnsureKV(ctx, s.js, streams.DedupeConfig(s.cfg))
-	if err != nil {
-		return nil, err
-	}
-	s.dedupe = kv
-	for _, k := range kinds {
-		if _, err := s.js.CreateOrUpdatePushConsumer(ctx, streams.RAW, consumerConfig(s.cfg, k)); err != nil {
-			return nil, fmt.Errorf("normalizer: consumer for %s: %w", k, err)
-		}
-	}
-	return s, nil
+	return kinds, nil
 }
 
 // Durable is the name of a kind's durable consumer on RAW; it is also its

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -122,6 +123,9 @@ normalizer: {ack_wait: 5s, handler_timeout: 2s, retries: 1}
 // start runs a normalizer for kinds until the test ends.
 func (f *fixture) start(kinds ...string) *Service {
 	f.t.Helper()
+	if err := Provision(context.Background(), f.js, f.cfg, kinds); err != nil {
+		f.t.Fatal(err)
+	}
 	s, err := New(context.Background(), Options{Config: f.cfg, URL: f.ns.ClientURL(), JetStream: f.js, Logger: zap.NewNop(), Kinds: kinds})
 	if err != nil {
 		f.t.Fatal(err)
@@ -534,5 +538,29 @@ func TestRetriesExhausted(t *testing.T) {
 	// dead-lettered at its first failure.
 	if n := calls.Load(); n != 3 {
 		t.Fatalf("handler ran %d times, want 3", n)
+	}
+}
+
+// TestNewOnlyBinds: on a JetStream nothing was provisioned on, New creates
+// nothing and names everything it misses; after Provision it starts.
+func TestNewOnlyBinds(t *testing.T) {
+	f := newFixture(t, nil)
+	_, err := New(context.Background(), Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop(), Kinds: []string{"lead", "chat"}})
+	if !errors.Is(err, streams.ErrNotProvisioned) {
+		t.Fatalf("New = %v, want ErrNotProvisioned", err)
+	}
+	for _, want := range []string{"stream EVENTS", "stream DLQ", "bucket dedupe", "consumer RAW > normalizer-lead", "consumer RAW > normalizer-chat"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not name %s: %v", want, err)
+		}
+	}
+	if _, err := f.js.Stream(context.Background(), streams.EVENTS); err == nil {
+		t.Fatal("New created EVENTS")
+	}
+	if err := Provision(context.Background(), f.js, f.cfg, []string{"lead", "chat"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(context.Background(), Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop(), Kinds: []string{"lead", "chat"}}); err != nil {
+		t.Fatalf("New after Provision: %v", err)
 	}
 }

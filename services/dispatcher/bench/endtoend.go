@@ -84,6 +84,9 @@ func runEndToEnd(ctx context.Context, o *Options, cfg *config.Config, secret str
 		return nil, fmt.Errorf("bench: starting the normalizer: %w", err)
 	}
 	reg := prometheus.NewRegistry()
+	if err := dispatcher.Provision(ctx, j.js, cfg); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
 	disp, err := dispatcher.New(ctx, dispatcher.Options{Config: cfg, JetStream: j.js, Logger: o.Logger, Registry: reg, Projection: !o.NoProjection})
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)

@@ -105,6 +105,9 @@ func runThroughput(ctx context.Context, o *Options, cfg *config.Config, secret s
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
+	if err := dispatcher.Provision(ctx, j.js, cfg); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
 	svc, err := dispatcher.New(ctx, dispatcher.Options{Config: cfg, JetStream: j.js, Logger: o.Logger, Registry: reg, Projection: !o.NoProjection})
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)

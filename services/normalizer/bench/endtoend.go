@@ -22,6 +22,9 @@ import (
 // edge's 2xx to its arrival in EVENTS.
 func runEndToEnd(ctx context.Context, o *Options, cfg *config.Config, url string, js jetstream.JetStream) (*EndToEnd, error) {
 	reg := prometheus.NewRegistry()
+	if err := normalizer.Provision(ctx, js, cfg, nil); err != nil {
+		return nil, err
+	}
 	svc, err := normalizer.New(ctx, normalizer.Options{Config: cfg, URL: url, JetStream: js, Logger: o.Logger, Registry: reg})
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)

@@ -40,6 +40,9 @@ func runKind(ctx context.Context, o *Options, cfg *config.Config, url string, js
 		return res, err
 	}
 	reg := prometheus.NewRegistry()
+	if err := normalizer.Provision(ctx, js, cfg, []string{kind}); err != nil {
+		return res, err
+	}
 	svc, err := normalizer.New(ctx, normalizer.Options{Config: cfg, URL: url, JetStream: js, Logger: o.Logger, Registry: reg, Kinds: []string{kind}})
 	if err != nil {
 		return res, fmt.Errorf("bench: %w", err)

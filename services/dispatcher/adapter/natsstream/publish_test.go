@@ -15,6 +15,7 @@ import (
 
 	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/natstest"
+	"github.com/leadstream/leadstream/pkg/streams"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 	"github.com/leadstream/leadstream/services/dispatcher/adapter"
 	"github.com/leadstream/leadstream/services/dispatcher/adapter/adaptertest"
@@ -112,7 +113,7 @@ func TestStoredMessage(t *testing.T) {
 	}
 	for i, ev := range []*leadstreamv1.Event{lead, paid} {
 		m := msgs[i]
-		if want := "ordered.crm." + ev.Type + ".demo-dealer"; m.Subject() != want {
+		if want := "ordered.crm." + ev.Type + ".demo-dealer." + streams.AggregateToken(ev.AggregateId); m.Subject() != want {
 			t.Errorf("message %d on %s, want %s", i, m.Subject(), want)
 		}
 		var got leadstreamv1.Event
