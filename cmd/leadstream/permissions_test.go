@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -55,6 +56,7 @@ var natsUsers = map[string]string{
 	"normalizer": "LEADSTREAM_NATS_NORMALIZER_PASSWORD",
 	"dispatcher": "LEADSTREAM_NATS_DISPATCHER_PASSWORD",
 	"ops":        "LEADSTREAM_NATS_OPS_PASSWORD",
+	"provision":  "LEADSTREAM_NATS_PROVISION_PASSWORD",
 	"downstream": "LEADSTREAM_NATS_DOWNSTREAM_PASSWORD",
 }
 
@@ -140,7 +142,7 @@ func startSecureServer(t *testing.T) (*server.Server, *serverLog, map[string]str
 		}
 	}
 	slices.Sort(users)
-	if want := []string{"dispatcher", "downstream", "edge", "normalizer", "ops"}; !slices.Equal(users, want) {
+	if want := []string{"dispatcher", "downstream", "edge", "normalizer", "ops", "provision"}; !slices.Equal(users, want) {
 		t.Fatalf("%s: users %v, want %v", secureConf, users, want)
 	}
 	if opts.NoAuthUser != "" {
@@ -392,6 +394,14 @@ func TestNATSPermissions(t *testing.T) {
 			return err
 		}},
 		{"normalizer", "forge a RAW request", "raw.mp-api.bid.mp-api", publish("raw.mp-api.bid.mp-api")},
+		{"edge", "create a stream", "$JS.API.STREAM.CREATE.SNOOP", func(ctx context.Context, p *probe) error {
+			_, err := p.js.CreateStream(ctx, jetstream.StreamConfig{Name: "SNOOP", Subjects: []string{"raw.>"}})
+			return err
+		}},
+		{"dispatcher", "change EVENTS", "$JS.API.STREAM.UPDATE.EVENTS", func(ctx context.Context, p *probe) error {
+			_, err := p.js.UpdateStream(ctx, jetstream.StreamConfig{Name: streams.EVENTS, Subjects: []string{"events.>"}, MaxAge: time.Hour})
+			return err
+		}},
 		{"dispatcher", "read RAW", "$JS.API.DIRECT.GET.RAW", func(ctx context.Context, p *probe) error {
 			st, err := p.js.Stream(ctx, streams.RAW) // allowed: it ensures RAW
 			if err != nil {
@@ -533,20 +543,16 @@ func startServices(t *testing.T, cfg *config.Config, urls map[string]string) (st
 		t.Cleanup(nc.Close)
 		return nc, js
 	}
-	// The topology, each part by the user of the service that uses it (what
-	// `leadstream provision` does with one connection).
+	// The topology, by the one user that may make it, as `leadstream
+	// provision` does.
+	_, pjs := connect("provision")
+	var made bytes.Buffer
+	if err := provision(ctx, pjs, cfg, log.Named("provision"), &made); err != nil {
+		t.Fatalf("provision: %v\n%s", err, made.String())
+	}
 	_, ejs := connect("edge")
-	if err := streams.Ensure(ctx, ejs, streams.RawConfig(cfg)); err != nil {
-		t.Fatalf("edge: provisioning RAW: %v", err)
-	}
 	nnc, njs := connect("normalizer")
-	if err := normalizer.Provision(ctx, njs, cfg, nil); err != nil {
-		t.Fatalf("normalizer: provisioning: %v", err)
-	}
 	dnc, djs := connect("dispatcher")
-	if err := dispatcher.Provision(ctx, djs, cfg); err != nil {
-		t.Fatalf("dispatcher: provisioning: %v", err)
-	}
 	run := func(name string, nc *nats.Conn, js jetstream.JetStream, f func(context.Context) error) {
 		running.Add(1)
 		go func() {
