@@ -15,7 +15,7 @@ import (
 func TestShippedConfigsSyncAlways(t *testing.T) {
 	t.Setenv("NATS_SERVER_NAME", "nats-1")
 	// secure.conf takes its users' passwords from the environment.
-	for _, user := range []string{"EDGE", "NORMALIZER", "DISPATCHER", "OPS", "DOWNSTREAM"} {
+	for _, user := range []string{"EDGE", "NORMALIZER", "DISPATCHER", "OPS", "DOWNSTREAM", "PROVISION"} {
 		t.Setenv("LEADSTREAM_NATS_"+user+"_PASSWORD", "p-test")
 	}
 	files, _ := filepath.Glob("../../deploy/nats/*.conf")
