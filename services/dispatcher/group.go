@@ -30,9 +30,8 @@ import (
 // process, share the partitions, and JetStream delivers each partition to
 // one member only. Membership is kept by the members themselves: a process
 // adds itself when it starts and removes itself when it stops, after its
-// deliveries in flight have been recorded; a member whose consumer the
-// server has let lapse (no pulls for ack_wait: the process died) is
-// removed by the others.
+// deliveries in flight have been recorded; a member that no client serves
+// any more (the process died) is removed by the others (reap).
 
 // groupName is an adapter's consumer group.
 func groupName(adapter string) string { return "dispatch-" + adapter }

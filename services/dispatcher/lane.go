@@ -283,7 +283,7 @@ func (l *lane) run(ctx context.Context, workers, maxAckPending int) error {
 		}
 		l.timers.stop()
 		if err := ms.leave(ctx); err != nil {
-			log.Warn("leaving the consumer group failed; the others take over once its consumer lapses", zap.Error(err))
+			log.Warn("leaving the consumer group failed; the others take its partitions over once they find it unserved", zap.Error(err))
 		} else {
 			log.Info("left the consumer group", zap.Bool("deliveries_recorded", clean))
 		}
