@@ -7,7 +7,7 @@ PKGS := $(shell $(GO) list -m -f '{{.Dir}}/...' 2>/dev/null)
 CONFIG ?= $(or $(LEADSTREAM_CONFIG),deploy/local/leadstream.yaml)
 FUZZTIME ?= 10s
 
-.PHONY: run test test-short race vet fuzz bench bench-cluster build simulate check proto python-protobuf
+.PHONY: run test promtool test-short race vet fuzz bench bench-cluster build simulate check proto python-protobuf
 
 ## run: the whole pipeline in one process (embedded JetStream on 127.0.0.1:4222, edge on :8080)
 run:
@@ -22,7 +22,7 @@ check:
 	$(GO) run ./cmd/leadstream check --config $(CONFIG)
 
 ## test: vet, then every test with the race detector
-test: vet python-protobuf
+test: vet python-protobuf promtool
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 # python-protobuf: the protobuf runtime for the test of the Python decode example
@@ -34,6 +34,16 @@ python-protobuf:
 	  echo "make: installing python3-protobuf for the Python decode example's test"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-protobuf) >/dev/null 2>&1 \
 	    || echo "make: could not install python3-protobuf; the Python decode example's test will skip"; \
+	fi
+
+# promtool: Prometheus' checker, for the tests of deploy/prometheus (alert rules, scrape config,
+# metric names), from Debian's prometheus package where apt-get exists. Best effort: where it
+# cannot be installed, those tests skip and say why.
+promtool:
+	@if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: installing Debian's prometheus package for promtool"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >/dev/null 2>&1 \
+	    || echo "make: could not install prometheus; the promtool tests will skip"; \
 	fi
 
 ## test-short: every test without the race detector
