@@ -51,7 +51,7 @@ func wantStatus(t *testing.T, url string, status int) string {
 func TestAdminReadyz(t *testing.T) {
 	ns := natstest.RunServer(t)
 	nc, js := natstest.Connect(t, ns)
-	srv := httptest.NewServer(adminHandler(nc, js, prometheus.NewRegistry()))
+	srv := httptest.NewServer(adminHandler(nc, js, prometheus.NewRegistry(), nil))
 	defer srv.Close()
 
 	wantStatus(t, srv.URL+"/readyz", http.StatusOK)
@@ -81,7 +81,7 @@ func TestAdminReadyz(t *testing.T) {
 func TestAdminReadyzServerDown(t *testing.T) {
 	ns := natstest.RunServer(t)
 	nc, js := natstest.Connect(t, ns)
-	srv := httptest.NewServer(adminHandler(nc, js, prometheus.NewRegistry()))
+	srv := httptest.NewServer(adminHandler(nc, js, prometheus.NewRegistry(), nil))
 	defer srv.Close()
 	wantStatus(t, srv.URL+"/readyz", http.StatusOK)
 	ns.Shutdown()

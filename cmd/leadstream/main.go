@@ -18,6 +18,7 @@ commands:
   normalizer the normalizer consumers alone (--kinds=lead,chat,...), against nats.url
   dispatcher deliver EVENTS to the configured LMS adapters (--adapters=crm,...), against nats.url
   demo-lms   a demo LMS that verifies Standard Webhooks signatures and prints what arrives
+  trace      trace <event id | provider event id> [--json]: what became of one webhook, stage by stage
   lead       lead show <id>: the order-independent state of a lead, conversation, transaction ...
   replay     re-normalize RAW into EVENTS from a sequence or time (--since, --kinds)
   dlq        list, show, replay or drop dead letters (ls | show | replay | drop)
@@ -49,6 +50,7 @@ func main() {
 		"check":      cmdCheck,
 		"provision":  cmdProvision,
 		"health":     cmdHealth,
+		"trace":      cmdTrace,
 		"bench":      cmdBench,
 	}
 	cmd, ok := cmds[os.Args[1]]

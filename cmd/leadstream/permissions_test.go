@@ -562,7 +562,7 @@ func startServices(t *testing.T, cfg *config.Config, urls map[string]string) (st
 			}
 		}()
 		rec := httptest.NewRecorder()
-		adminHandler(nc, js, prometheus.NewRegistry()).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		adminHandler(nc, js, prometheus.NewRegistry(), nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		if rec.Code != http.StatusOK {
 			t.Errorf("%s /readyz: %d %s", name, rec.Code, rec.Body)
 		}

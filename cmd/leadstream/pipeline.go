@@ -214,7 +214,7 @@ func runPipeline(path string, svc services) error {
 		if err != nil {
 			return fmt.Errorf("admin: %w", err)
 		}
-		actor(&g, func(ctx context.Context) error { return serveAdmin(ctx, ln, nc, js, reg) })
+		actor(&g, func(ctx context.Context) error { return serveAdmin(ctx, ln, nc, js, reg, cfg) })
 	}
 
 	err = g.Run()
@@ -254,8 +254,8 @@ func watchConn(ctx context.Context, closed <-chan error) error {
 }
 
 // serveAdmin serves health and metrics for a process without the edge.
-func serveAdmin(ctx context.Context, ln net.Listener, nc *nats.Conn, js jetstream.JetStream, reg *prometheus.Registry) error {
-	srv := &http.Server{Handler: adminHandler(nc, js, reg), ReadHeaderTimeout: 5 * time.Second}
+func serveAdmin(ctx context.Context, ln net.Listener, nc *nats.Conn, js jetstream.JetStream, reg *prometheus.Registry, cfg *config.Config) error {
+	srv := &http.Server{Handler: adminHandler(nc, js, reg, cfg), ReadHeaderTimeout: 5 * time.Second}
 	go func() { <-ctx.Done(); _ = srv.Shutdown(context.Background()) }()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -274,7 +274,7 @@ const readyTimeout = 2 * time.Second
 // /readyz is 503 while the connection is down, and also while it is up but
 // JetStream does not answer (disabled, out of quorum, the account limited):
 // the process then cannot consume, publish or read its buckets.
-func adminHandler(nc *nats.Conn, js jetstream.JetStream, reg *prometheus.Registry) http.Handler {
+func adminHandler(nc *nats.Conn, js jetstream.JetStream, reg *prometheus.Registry, cfg *config.Config) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if nc.IsClosed() {
@@ -298,5 +298,6 @@ func adminHandler(nc *nats.Conn, js jetstream.JetStream, reg *prometheus.Registr
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /leads/{id...}", func(w http.ResponseWriter, r *http.Request) { serveLead(w, r, js) })
+	mux.HandleFunc("GET /trace/{id...}", func(w http.ResponseWriter, r *http.Request) { serveTrace(w, r, js, cfg) })
 	return mux
 }
