@@ -7,7 +7,7 @@ PKGS := $(shell $(GO) list -m -f '{{.Dir}}/...' 2>/dev/null)
 CONFIG ?= $(or $(LEADSTREAM_CONFIG),deploy/local/leadstream.yaml)
 FUZZTIME ?= 10s
 
-.PHONY: run test promtool test-short race vet fuzz bench bench-cluster build simulate check proto python-protobuf
+.PHONY: run test promtool test-short race vet fuzz bench bench-cluster dashboards build simulate check proto python-protobuf
 
 ## run: the whole pipeline in one process (embedded JetStream on 127.0.0.1:4222, edge on :8080)
 run:
@@ -68,6 +68,10 @@ bench:
 ## bench-cluster: the edge and plain publishes against one RAW leader on a 3-node cluster (replicas 3, fsync), at 64 and 256 in flight
 bench-cluster:
 	$(GO) test -run '^$$' -bench RAWLeaderOnCluster -benchtime 1x ./services/edge/bench
+
+## dashboards: regenerate deploy/grafana/dashboards/leadstream.json from deploy/grafana (Grafana Foundation SDK)
+dashboards:
+	cd deploy && $(GO) run ./grafana/gen > grafana/dashboards/leadstream.json
 
 build:
 	$(GO) build -o bin/leadstream ./cmd/leadstream
