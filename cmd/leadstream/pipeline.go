@@ -135,6 +135,11 @@ func runPipeline(path string, svc services) error {
 	// Libraries that write with the standard logger (orbit.go's pcgroups
 	// warns through it) write structured lines too.
 	defer zap.RedirectStdLog(log.Named("lib"))()
+	stopTracing, err := setupTracing(context.Background(), cfg.Tracing, "leadstream")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 
 	var ns *server.Server
 	url := cfg.NATS.URL

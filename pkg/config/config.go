@@ -70,6 +70,8 @@ type Config struct {
 	Adapters []Adapter `yaml:"adapters"`
 	// Dispatcher configures delivery to the adapters.
 	Dispatcher Dispatcher `yaml:"dispatcher"`
+	// Tracing exports OpenTelemetry traces; off (and free) by default.
+	Tracing Tracing `yaml:"tracing"`
 	// DemoLMS, when its listen address is set, runs a demo LMS in `run`.
 	DemoLMS DemoLMS `yaml:"demo_lms"`
 
@@ -269,6 +271,21 @@ type Dispatcher struct {
 	// replica its own, stable across restarts where the platform has one
 	// (the pod name: "${POD_NAME}"). Default: the host name and process id.
 	Member string `yaml:"member"`
+}
+
+// Tracing exports each webhook's trace (edge, normalizer, dispatcher, LMS
+// request) to an OpenTelemetry collector over OTLP.
+type Tracing struct {
+	// OTLPEndpoint is the collector's host:port (gRPC, usually 4317; HTTP,
+	// usually 4318). Empty: nothing is traced or exported. Default "".
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	// Protocol is "grpc" or "http". Default "grpc".
+	Protocol string `yaml:"protocol"`
+	// Insecure sends to the collector without TLS. Default false.
+	Insecure bool `yaml:"insecure"`
+	// SampleRatio is the share of new traces recorded (a provider's sampled
+	// traceparent is always followed). Default 1.
+	SampleRatio *float64 `yaml:"sample_ratio"`
 }
 
 // DemoLMS runs the demo LMS inside `leadstream run` (first-time users).

@@ -155,6 +155,19 @@ func (c *Config) setDefaultsAndValidate() error {
 	// An adapter's name is its durable consumer and DLQ subject token: two
 	// adapters with one name would share a consumer and split its events.
 	seenAdapters := map[string]int{}
+	if c.Tracing.Protocol == "" {
+		c.Tracing.Protocol = "grpc"
+	}
+	if c.Tracing.Protocol != "grpc" && c.Tracing.Protocol != "http" {
+		add(fieldErr("tracing.protocol", "want grpc or http, got %q", c.Tracing.Protocol))
+	}
+	if c.Tracing.SampleRatio == nil {
+		one := 1.0
+		c.Tracing.SampleRatio = &one
+	}
+	if r := *c.Tracing.SampleRatio; r < 0 || r > 1 {
+		add(fieldErr("tracing.sample_ratio", "want 0 to 1, got %v", r))
+	}
 	for _, err := range c.Dispatcher.setDefaultsAndValidate() {
 		add(err)
 	}

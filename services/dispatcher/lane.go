@@ -15,6 +15,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/pcgroups"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -23,6 +26,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/natskey"
 	"github.com/leadstream/leadstream/pkg/streams"
+	"github.com/leadstream/leadstream/pkg/tracing"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 	"github.com/leadstream/leadstream/services/dispatcher/adapter"
 )
@@ -672,12 +676,22 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 		// begun: cut short, the LMS may have it all the same, and the
 		// member that takes the partition over would deliver it again.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.Timeout.Duration)
+		// The webhook's trace, from the EVENTS message: the first attempt is
+		// part of it, a retry is linked to it.
+		dctx, span := tracing.Start(dctx, "deliver "+l.cfg.Name, raw.Header, attempt > 1, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(attribute.String("leadstream.adapter", l.cfg.Name), attribute.String("leadstream.event_id", e.ID),
+				attribute.String("leadstream.type", e.Type), attribute.Int("leadstream.attempt", attempt), attribute.Bool("leadstream.orphan", orphan),
+				attribute.Int64("messaging.nats.stream_sequence", int64(e.Seq))))
 		start := time.Now()
 		d := &adapter.Delivery{Event: &ev, Orphan: orphan, Attempt: attempt}
 		if orphan {
 			d.Missing = missing(st, e)
 		}
 		derr := l.ad.Deliver(dctx, d)
+		if derr != nil {
+			span.SetStatus(codes.Error, adapter.Detail(derr))
+		}
+		span.End()
 		cancel()
 		if derr != nil && ctx.Err() != nil {
 			// A failure during shutdown does not count towards giving up:

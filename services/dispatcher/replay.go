@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/leadstream/leadstream/pkg/dlq"
+	"github.com/leadstream/leadstream/pkg/tracing"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 	"github.com/leadstream/leadstream/services/dispatcher/adapter"
 )
@@ -37,7 +40,11 @@ func (s *Service) ReplayDeadLetter(ctx context.Context, seq uint64) error {
 		return fmt.Errorf("dead letter %d: no event to deliver (%s)", seq, l.Reason)
 	}
 	dctx, cancel := context.WithTimeout(ctx, ln.cfg.Timeout.Duration)
+	// Linked to the webhook's trace (the letter keeps EVENTS' headers), not
+	// part of it: an operator's replay is new work.
+	dctx, span := tracing.Start(dctx, "dlq replay "+ln.cfg.Name, l.Header, true, trace.WithAttributes(attribute.String("leadstream.event_id", ev.Id)))
 	err = ln.ad.Deliver(dctx, &adapter.Delivery{Event: &ev, Attempt: l.Attempts + 1})
+	span.End()
 	cancel()
 	if err != nil {
 		return fmt.Errorf("dead letter %d still fails: %w", seq, err)

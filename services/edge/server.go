@@ -21,6 +21,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/semaphore"
@@ -29,6 +33,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/eventid"
 	"github.com/leadstream/leadstream/pkg/streams"
+	"github.com/leadstream/leadstream/pkg/tracing"
 	"github.com/leadstream/leadstream/services/edge/extract"
 	"github.com/leadstream/leadstream/services/edge/verify"
 )
@@ -276,10 +281,24 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		Signature:       signatureHeaders(r.Header, src.sigHeaders),
 		Body:            body,
 	}
+	// The webhook's trace starts here (under the provider's traceparent,
+	// when it sends one) and travels on in RAW's headers.
+	sctx, span := tracing.Tracer().Start(propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), "POST /hooks/{source}",
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+			attribute.String("http.request.method", r.Method), attribute.String("http.route", "/hooks/{source}"),
+			attribute.String("leadstream.source", name), attribute.String("leadstream.event_id", raw.EventID),
+			attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", raw.Subject()),
+			attribute.String("messaging.operation.type", "send")))
+	defer span.End()
+	msg := raw.Msg()
+	tracing.Inject(sctx, msg.Header)
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout.Duration)
-	pub, err := s.pub.Publish(ctx, raw.Msg())
+	ctx, cancel := context.WithTimeout(sctx, s.cfg.PublishTimeout.Duration)
+	pub, err := s.pub.Publish(ctx, msg)
 	cancel()
+	if err != nil {
+		span.SetStatus(codes.Error, "not stored")
+	}
 	s.metrics.publish.Observe(time.Since(start).Seconds())
 	if errors.Is(err, ErrTooLarge) {
 		// Only a server whose max_payload shrank since the edge started

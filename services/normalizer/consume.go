@@ -13,6 +13,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/leadstream/leadstream/pkg/dlq"
@@ -20,6 +23,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/logging"
 	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/streams"
+	"github.com/leadstream/leadstream/pkg/tracing"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 )
 
@@ -180,7 +184,22 @@ func (s *Service) handler(kind string, takenUpTo uint64) message.NoPublishHandle
 		// have published.
 		attempt, _ := strconv.Atoi(msg.Metadata.Get(mdAttempt))
 		msg.Metadata.Set(mdAttempt, strconv.Itoa(attempt+1))
-		outcome, err := s.Process(msg.Context(), raw, ref, stored, delivered > 1 || attempt > 0 || ref.Sequence <= takenUpTo)
+		redelivered := delivered > 1 || attempt > 0 || ref.Sequence <= takenUpTo
+		h := nats.Header{}
+		for _, k := range []string{"traceparent", "tracestate"} {
+			if v := msg.Metadata.Get(k); v != "" {
+				h.Set(k, v)
+			}
+		}
+		ctx, span := tracing.Start(msg.Context(), "normalize "+kind, h, redelivered, trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", ref.Subject),
+				attribute.String("messaging.operation.type", "process"), attribute.String("leadstream.event_id", raw.EventID),
+				attribute.Int64("messaging.nats.stream_sequence", int64(ref.Sequence))))
+		outcome, err := s.Process(ctx, raw, ref, stored, redelivered)
+		if err != nil {
+			span.SetStatus(codes.Error, "not normalized")
+		}
+		span.End()
 		if err != nil {
 			var dl *deadLetter
 			if errors.As(err, &dl) {

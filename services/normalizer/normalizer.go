@@ -24,6 +24,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/natskey"
 	"github.com/leadstream/leadstream/pkg/streams"
+	"github.com/leadstream/leadstream/pkg/tracing"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 	"github.com/leadstream/leadstream/services/normalizer/mapping"
 )
@@ -214,6 +215,7 @@ func (s *Service) Process(ctx context.Context, raw *envelope.Raw, ref *leadstrea
 		return 0, &deadLetter{reason: "unmarshalable", err: fmt.Errorf("encoding event: %w", err)}
 	}
 	msg := eventMsg(subject, ev, data)
+	tracing.Inject(ctx, msg.Header) // the webhook's trace goes on to the dispatchers
 	if err := s.fits(msg); err != nil {
 		return 0, &deadLetter{reason: "too_large", err: err}
 	}

@@ -8,11 +8,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/leadstream/leadstream/pkg/dlq"
 	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/streams"
+	"github.com/leadstream/leadstream/pkg/tracing"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 	"github.com/leadstream/leadstream/services/normalizer/mapping"
 )
@@ -73,7 +76,12 @@ func (s *Service) Replay(ctx context.Context, from ReplayFrom, kinds []string) (
 			rep.Present++
 			return nil
 		}
-		if err := s.publish(ctx, ev); err != nil {
+		// A replay is new work on an old webhook: its span is linked to the
+		// webhook's trace, not part of it.
+		pctx, span := tracing.Start(ctx, "replay "+raw.Kind, m.Headers(), true, trace.WithAttributes(attribute.String("leadstream.event_id", ev.Id)))
+		err = s.publish(pctx, ev)
+		span.End()
+		if err != nil {
 			return err
 		}
 		present[ev.Id] = true
@@ -96,6 +104,7 @@ func (s *Service) publish(ctx context.Context, ev *leadstreamv1.Event) error {
 	kind, action := mapping.Kind(ev.Type)
 	msg := eventMsg(streams.EventsSubject(kind, action, ev.Tenant, ev.AggregateId), ev, data)
 	msg.Header.Del(nats.MsgIdHdr)
+	tracing.Inject(ctx, msg.Header)
 	ack, err := s.js.PublishMsg(ctx, msg)
 	if err != nil {
 		return fmt.Errorf("publishing event %s: %w", ev.Id, err)

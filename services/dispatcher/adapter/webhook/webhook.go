@@ -20,6 +20,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"go.opentelemetry.io/otel/propagation"
 	"go.uber.org/zap"
 
 	"github.com/leadstream/leadstream/services/dispatcher/adapter"
@@ -191,6 +192,10 @@ func (a *Adapter) post(ctx context.Context, id string, attempt int, body []byte)
 	}
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.cfg.URL, bytes.NewReader(body))
+	if err == nil {
+		// The LMS may continue the webhook's trace (W3C traceparent).
+		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	}
 	if err != nil {
 		return adapter.Terminal(fail(err))
 	}
