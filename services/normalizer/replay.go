@@ -191,7 +191,10 @@ func (s *Service) ReplayDeadLetter(ctx context.Context, seq uint64) (Outcome, er
 	ref := &leadstreamv1.RawRef{Stream: streams.RAW, Sequence: l.Sequence, Subject: l.Subject}
 	// As a redelivery from long ago: a look into EVENTS guards against a
 	// second event if an earlier attempt got as far as publishing.
-	out, err := s.Process(ctx, raw, ref, time.Unix(0, 0), true)
+	// Linked to the webhook's trace (the letter keeps RAW's headers).
+	pctx, span := tracing.Start(ctx, "dlq replay normalize", l.Header, true, trace.WithAttributes(attribute.String("leadstream.event_id", raw.EventID)))
+	out, err := s.Process(pctx, raw, ref, time.Unix(0, 0), true)
+	span.End()
 	if err != nil {
 		return 0, fmt.Errorf("dead letter %d still fails: %w", seq, err)
 	}
