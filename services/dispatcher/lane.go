@@ -170,12 +170,6 @@ func (lt *localTimers) at(agg string, due time.Time, now time.Time) {
 	lt.t[agg] = dt
 }
 
-func (lt *localTimers) len() int {
-	lt.mu.Lock()
-	defer lt.mu.Unlock()
-	return len(lt.t)
-}
-
 func (lt *localTimers) stop() {
 	lt.mu.Lock()
 	defer lt.mu.Unlock()
@@ -205,11 +199,12 @@ type handover struct {
 func wakeSubject(adapter string) string { return "dispatch.wake." + adapter }
 
 // handoverGrace is how long a partition taken over from a running member
-// waits before its deliveries start: that member's longest step after it
-// learned it lost the partition, a delivery (adapter timeout) and its
-// record (or a dead letter and its record), with a margin.
+// waits before its deliveries start when that member does not say it
+// released it: that member's longest step after it learned it lost the
+// partition, a delivery (adapter timeout) and its record (tried for up to
+// recordPersist, then one more write), with a margin.
 func (l *lane) handoverGrace() time.Duration {
-	return l.cfg.Timeout.Duration + 2*recordTimeout + 2*time.Second
+	return l.cfg.Timeout.Duration + recordPersist + recordTimeout + 2*time.Second
 }
 
 // stopTimeout bounds the lane's shutdown: consuming stopped, deliveries in
