@@ -3,7 +3,6 @@ package deploy_test
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -58,7 +57,7 @@ func TestMetricNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edge, natsAddr, lms := freeAddr(t), freeAddr(t), freeAddr(t)
+	edge, natsAddr, lms := natstest.FreeAddr(t), natstest.FreeAddr(t), natstest.FreeAddr(t)
 	cfg := strings.NewReplacer(
 		`listen: ":8080"`, fmt.Sprintf("listen: %q", edge),
 		`store_dir: "../../.data/nats"`, fmt.Sprintf("store_dir: %q", filepath.Join(dir, "nats")),
@@ -99,14 +98,4 @@ func TestMetricNames(t *testing.T) {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 	t.Logf("%d bytes of /metrics pass promtool check metrics", len(metrics))
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

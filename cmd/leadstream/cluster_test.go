@@ -220,19 +220,19 @@ func TestCluster(t *testing.T) {
 		}
 		return path
 	}
-	cfg := config("services", freeAddr(t))
+	cfg := config("services", natstest.FreeAddr(t))
 	provisionWith(t, bin, cfg)
 	phase("provisioned")
 	var edges []string
 	for i := range 2 {
-		addr := freeAddr(t)
+		addr := natstest.FreeAddr(t)
 		cfg := config(fmt.Sprintf("edge%d", i), addr)
 		startChild(t, bin, cfg+".log", "edge", "--config", cfg).waitReady(t, "http://"+addr+"/readyz")
 		edges = append(edges, "http://"+addr)
 	}
 	var normalizers []*child
 	for i := range 2 {
-		admin := freeAddr(t)
+		admin := natstest.FreeAddr(t)
 		c := startChild(t, bin, filepath.Join(dir, fmt.Sprintf("normalizer%d.log", i)), "normalizer", "--config", cfg, "--admin-listen", admin)
 		c.waitReady(t, "http://"+admin+"/readyz")
 		normalizers = append(normalizers, c)
@@ -244,7 +244,7 @@ func TestCluster(t *testing.T) {
 	defer nc.Close()
 	var dispatchers []*child
 	startDispatcher := func() {
-		admin := freeAddr(t)
+		admin := natstest.FreeAddr(t)
 		c := startChild(t, bin, filepath.Join(dir, fmt.Sprintf("dispatcher%d.log", len(dispatchers))), "dispatcher", "--config", cfg, "--admin-listen", admin)
 		c.waitReady(t, "http://"+admin+"/readyz")
 		dispatchers = append(dispatchers, c)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -37,16 +36,6 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // devConfig is a config for `leadstream run` on free ports with its store in
 // a temporary directory and the sources the shared vectors are signed for.
 type devConfig struct {
@@ -58,7 +47,7 @@ func newDevConfig(t *testing.T, extraYAML ...string) devConfig {
 	t.Helper()
 	vec := testvectors.Load(t)
 	dir := t.TempDir()
-	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
+	httpAddr, natsAddr := natstest.FreeAddr(t), natstest.FreeAddr(t)
 	cfgText := fmt.Sprintf("listen: %q\nnats:\n  store_dir: %q\n  listen: %q\n", httpAddr, filepath.Join(dir, "nats"), natsAddr) + vec.ConfigYAML() + strings.Join(extraYAML, "")
 	path := filepath.Join(dir, "leadstream.yaml")
 	if err := os.WriteFile(path, []byte(cfgText), 0o600); err != nil {

@@ -189,7 +189,7 @@ func TestNoCredentialIsStored(t *testing.T) {
 	demoSecret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("leadstream-credentials-demo-lms-key"))
 	vec := testvectors.Load(t)
 	dir := t.TempDir()
-	httpAddr, natsAddr, demoAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	httpAddr, natsAddr, demoAddr := natstest.FreeAddr(t), natstest.FreeAddr(t), natstest.FreeAddr(t)
 	storeDir := filepath.Join(dir, "nats")
 	cfgText := fmt.Sprintf("listen: %q\nnats:\n  store_dir: %q\n  listen: %q\n", httpAddr, storeDir, natsAddr) +
 		strings.Replace(vec.ConfigYAML(), "log: {format: console, level: error}", "log: {format: json, level: debug}", 1) +

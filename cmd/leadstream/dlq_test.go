@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -12,6 +13,29 @@ import (
 	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/services/edge/simulate"
 )
+
+// runSamples starts `leadstream run` with a dev config plus extraYAML,
+// sends it every signed sample (and the first again), each answered 202,
+// and returns the config and each sample's event id.
+func runSamples(t *testing.T, bin, extraYAML string) (devConfig, map[string]string) {
+	t.Helper()
+	d := newDevConfig(t, extraYAML)
+	signer, err := simulate.NewSigner(d.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startDev(t, bin, d.path, d.url)
+	ids := map[string]string{}
+	for _, r := range simulate.Run(context.Background(), &http.Client{Timeout: 10 * time.Second}, d.url, signer) {
+		if r.Err != nil || r.Status != http.StatusAccepted {
+			t.Fatalf("%s: %d %v", r.Sample, r.Status, r.Err)
+		}
+		var a struct{ ID string }
+		_ = json.Unmarshal([]byte(r.Body), &a)
+		ids[r.Sample] = a.ID
+	}
+	return d, ids
+}
 
 // TestDLQByPrintedSequence is an operator's session: `dlq ls` prints the
 // dead letters of both stages, and `dlq show`, `replay` and `drop` act on
@@ -26,17 +50,7 @@ func TestDLQByPrintedSequence(t *testing.T) {
 	bin := buildBinary(t)
 	lms := newRecordingLMS(t)
 	lms.reject = "bid.placed"
-	d := newDevConfig(t, fmt.Sprintf("normalizer: {ack_wait: 3s, handler_timeout: 2s}\ndispatcher: {max_park: 7s, ack_wait: 3s}\nadapters:\n  - {name: crm, type: webhook, url: %q, secret: %q}\n", lms.srv.URL, lmsSecret))
-	signer, err := simulate.NewSigner(d.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	startDev(t, bin, d.path, d.url)
-	for _, r := range simulate.Run(context.Background(), &http.Client{Timeout: 10 * time.Second}, d.url, signer) {
-		if r.Err != nil || r.Status != http.StatusAccepted {
-			t.Fatalf("%s: %d %v", r.Sample, r.Status, r.Err)
-		}
-	}
+	d, _ := runSamples(t, bin, fmt.Sprintf("normalizer: {ack_wait: 3s, handler_timeout: 2s}\ndispatcher: {max_park: 7s, ack_wait: 3s}\nadapters:\n  - {name: crm, type: webhook, url: %q, secret: %q}\n", lms.srv.URL, lmsSecret))
 	ops := func(args ...string) (string, error) {
 		out, err := exec.Command(bin, append(args, "--config", d.path)...).CombinedOutput()
 		return string(out), err

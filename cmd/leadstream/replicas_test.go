@@ -99,7 +99,7 @@ func TestReplicasAndSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	var edges []string
 	for i := range 2 {
-		addr := freeAddr(t)
+		addr := natstest.FreeAddr(t)
 		cfg := filepath.Join(dir, fmt.Sprintf("edge%d.yaml", i))
 		text := fmt.Sprintf("listen: %q\nnats: {url: %q}\nnormalizer: {ack_wait: 3s, handler_timeout: 2s}\ndispatcher: {max_park: 7s, ack_wait: 3s}\n", addr, ns.ClientURL()) + vec.ConfigYAML()
 		if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
@@ -114,7 +114,7 @@ func TestReplicasAndSIGKILL(t *testing.T) {
 	cfg := filepath.Join(dir, "edge0.yaml")
 	var normalizers []*child
 	for i := range 2 {
-		admin := freeAddr(t)
+		admin := natstest.FreeAddr(t)
 		c := startChild(t, bin, filepath.Join(dir, fmt.Sprintf("normalizer%d.log", i)), "normalizer", "--config", cfg, "--admin-listen", admin)
 		c.waitReady(t, "http://"+admin+"/readyz")
 		normalizers = append(normalizers, c)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/natstest"
-	"github.com/leadstream/leadstream/services/edge/simulate"
 )
 
 // TestTrace follows webhooks through `leadstream run` with `leadstream
@@ -32,21 +30,7 @@ func TestTrace(t *testing.T) {
 	bin := buildBinary(t)
 	lms := newRecordingLMS(t)
 	lms.reject = "bid.placed"
-	d := newDevConfig(t, fmt.Sprintf("dispatcher: {max_park: 10m}\nadapters:\n  - {name: crm, type: webhook, url: %q, secret: %q}\n", lms.srv.URL, lmsSecret))
-	signer, err := simulate.NewSigner(d.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	startDev(t, bin, d.path, d.url)
-	ids := map[string]string{} // sample -> event id
-	for _, r := range simulate.Run(context.Background(), &http.Client{Timeout: 10 * time.Second}, d.url, signer) {
-		if r.Err != nil || r.Status != http.StatusAccepted {
-			t.Fatalf("%s: %d %v", r.Sample, r.Status, r.Err)
-		}
-		var a struct{ ID string }
-		_ = json.Unmarshal([]byte(r.Body), &a)
-		ids[r.Sample] = a.ID
-	}
+	d, ids := runSamples(t, bin, fmt.Sprintf("dispatcher: {max_park: 10m}\nadapters:\n  - {name: crm, type: webhook, url: %q, secret: %q}\n", lms.srv.URL, lmsSecret)) // sample -> event id
 	trace := func(id string) (webhookTrace, error) {
 		out, err := exec.Command(bin, "trace", id, "--json", "--config", d.path).Output()
 		var tr webhookTrace

@@ -128,3 +128,9 @@ func freePorts(t testing.TB, n int) []int {
 	}
 	return ports
 }
+
+// FreeAddr is a free 127.0.0.1:port for a test's server or child process.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+}
