@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/leadstream/leadstream/pkg/jsbatch"
 )
 
 // Bounds on what a request puts into its RAW envelope besides the body. With
@@ -17,13 +19,10 @@ const (
 	// maxContentType bounds the Content-Type kept; a longer one is kept as
 	// its media type alone, or not at all.
 	maxContentType = 256
-	// batchHeaderBytes is what the group commit adds to a message
-	// (Nats-Batch-Id, -Sequence, -Commit), with room to spare.
-	batchHeaderBytes = 128
 )
 
 // maxEnvelopeHeaderBytes bounds the NATS headers of a RAW message, the batch
-// headers included. Its parts, each bounded where the request is taken in:
+// headers (jsbatch.BatchHeaderBytes) included. Its parts, each bounded where the request is taken in:
 // source, tenant (64 each, config) and provider; the Nats-Msg-Id (source and
 // a provider event id of at most 128, extract); event id, kind, time, method;
 // the path (maxRequestURI, or a public_path of at most as much, config); the
@@ -36,18 +35,7 @@ const maxEnvelopeHeaderBytes = 16 << 10
 
 // msgSize is the size of m as the server counts it against max_payload:
 // the encoded headers and the body.
-func msgSize(m *nats.Msg) int64 {
-	n := 0
-	if len(m.Header) > 0 {
-		n = len("NATS/1.0\r\n") + len("\r\n")
-		for k, vs := range m.Header {
-			for _, v := range vs {
-				n += len(k) + len(": ") + len(v) + len("\r\n")
-			}
-		}
-	}
-	return int64(n + len(m.Data))
-}
+func msgSize(m *nats.Msg) int64 { return int64(jsbatch.PayloadSize(m)) }
 
 // clipContentType keeps a content type within maxContentType: whole, or its
 // media type, or nothing. Only the normalizer's logs and a replay read it.

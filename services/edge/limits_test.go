@@ -1,8 +1,6 @@
 package edge
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -18,7 +16,6 @@ import (
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/embedded"
 	"github.com/leadstream/leadstream/pkg/envelope"
-	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/pkg/testvectors"
@@ -47,7 +44,7 @@ func TestEnvelopeHeaderBound(t *testing.T) {
 	if got := msgSize(m); got > maxEnvelopeHeaderBytes {
 		t.Fatalf("largest envelope has %d bytes of headers, bound is %d", got, maxEnvelopeHeaderBytes)
 	}
-	cfg := testStreamConfig()
+	cfg := &config.Config{MaxBodyBytes: 1 << 20}
 	if slack := int64(streams.RawConfig(cfg).MaxMsgSize) - cfg.MaxBodyBytes; slack < maxEnvelopeHeaderBytes {
 		t.Fatalf("RAW's max_msg_size leaves %d bytes above max_body_bytes, less than the %d headers may take", slack, maxEnvelopeHeaderBytes)
 	}
@@ -166,38 +163,5 @@ func TestTooLargeForTheServer(t *testing.T) {
 	}
 	if m := h.metrics(); !strings.Contains(m, `leadstream_edge_requests_total{outcome="too_large",source="mp-api"} 1`) {
 		t.Errorf("the 413 is not counted as too_large")
-	}
-}
-
-// TestPublisherTooLarge: a message over the server's max_payload fails
-// with ErrTooLarge at once and does not fail the batch it would have joined.
-func TestPublisherTooLarge(t *testing.T) {
-	ns := startEmbedded(t, t.TempDir(), "127.0.0.1:0", 16<<10)
-	nc, js, err := natsconn.Connect(ns.ClientURL(), natsconn.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	cfg := testStreamConfig()
-	cfg.MaxBodyBytes = 1 << 10
-	if err := streams.Ensure(context.Background(), js, streams.RawConfig(cfg)); err != nil {
-		t.Fatal(err)
-	}
-	p := NewPublisher(js, PublisherConfig{})
-	defer p.Close()
-	huge := rawMsg("huge")
-	huge.Data = make([]byte, 16<<10)
-	errs := make(chan error, 9)
-	for i := range 8 {
-		go func() { _, err := p.Publish(context.Background(), rawMsg(fmt.Sprint("ok", i))); errs <- err }()
-	}
-	_, err = p.Publish(context.Background(), huge)
-	if !errors.Is(err, ErrTooLarge) || errors.Is(err, ErrUnavailable) {
-		t.Fatalf("huge message: %v, want ErrTooLarge only", err)
-	}
-	for range 8 {
-		if err := <-errs; err != nil {
-			t.Errorf("a message beside the huge one: %v", err)
-		}
 	}
 }

@@ -2,6 +2,8 @@ package edge
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/leadstream/leadstream/pkg/jsbatch"
 )
 
 // Request outcomes, the `outcome` label of leadstream_edge_requests_total.
@@ -31,7 +33,9 @@ type metrics struct {
 	requests     *prometheus.CounterVec
 	verifyFails  *prometheus.CounterVec
 	publish      prometheus.Histogram
-	batch        prometheus.Histogram
+	batch        *prometheus.HistogramVec
+	commit       *prometheus.HistogramVec
+	threshold    prometheus.Gauge
 	inFlight     prometheus.Gauge
 	reading      prometheus.Gauge
 	readingBytes prometheus.Gauge
@@ -53,10 +57,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time from handing a request to JetStream until its PubAck (or failure).",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
 		}),
-		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+		batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "leadstream_edge_commit_batch_size",
-			Help:    "Requests committed to RAW together in one atomic batch (group commit).",
-			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512},
+			Help:    "Requests committed to RAW together (group commit), by mode: one atomic batch, or individual publishes in flight together.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000},
+		}, []string{"mode"}),
+		commit: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "leadstream_edge_commit_seconds",
+			Help:    "Time from a group commit's first publish to its last acknowledgement, by mode.",
+			Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
+		}, []string{"mode"}),
+		threshold: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "leadstream_edge_commit_atomic_threshold",
+			Help: "Smallest group of requests the edge now commits as one atomic batch, from its measured costs (0: none).",
 		}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "leadstream_edge_in_flight",
@@ -75,6 +88,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Log lines about refused requests left out by sampling (the request counters count every one).",
 		}),
 	}
-	reg.MustRegister(m.requests, m.verifyFails, m.publish, m.batch, m.inFlight, m.reading, m.readingBytes, m.logDropped)
+	reg.MustRegister(m.requests, m.verifyFails, m.publish, m.batch, m.commit, m.threshold, m.inFlight, m.reading, m.readingBytes, m.logDropped)
 	return m
+}
+
+// observeCommit records one group commit of the edge's publisher.
+func (m *metrics) observeCommit(c jsbatch.Commit) {
+	mode := "individual"
+	if c.Atomic {
+		mode = "atomic"
+	}
+	m.batch.WithLabelValues(mode).Observe(float64(c.Size))
+	m.commit.WithLabelValues(mode).Observe(c.Took.Seconds())
+	m.threshold.Set(float64(c.Threshold))
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/eventid"
+	"github.com/leadstream/leadstream/pkg/jsbatch"
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/pkg/tracing"
 	"github.com/leadstream/leadstream/services/edge/extract"
@@ -61,7 +62,7 @@ type Server struct {
 	// the thousand, and the counters already count each one.
 	rejectLog *zap.Logger
 	sources   map[string]*source
-	pub       *Publisher
+	pub       *jsbatch.Publisher
 	metrics   *metrics
 	// slots holds one token per request being verified or committed (max_in_flight).
 	slots chan struct{}
@@ -125,10 +126,10 @@ func New(o Options) (*Server, error) {
 			s.metrics.verifyFails.WithLabelValues(sc.Name, r)
 		}
 	}
-	s.pub = NewPublisher(o.JetStream, PublisherConfig{
+	s.pub = jsbatch.New(o.JetStream, jsbatch.Config{
 		Timeout: o.Config.PublishTimeout.Duration,
 		Queue:   o.Config.MaxInFlight,
-		Observe: func(n int) { s.metrics.batch.Observe(float64(n)) },
+		Observe: s.metrics.observeCommit,
 	})
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST /hooks/{source}", s.hook)
@@ -300,7 +301,7 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		span.SetStatus(codes.Error, "not stored")
 	}
 	s.metrics.publish.Observe(time.Since(start).Seconds())
-	if errors.Is(err, ErrTooLarge) {
+	if errors.Is(err, jsbatch.ErrTooLarge) {
 		// Only a server whose max_payload shrank since the edge started
 		// (checked then) gets here. A retry cannot succeed: 413, not 503.
 		s.metrics.requests.WithLabelValues(name, outcomeTooLarge).Inc()

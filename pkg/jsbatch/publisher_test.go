@@ -1,4 +1,4 @@
-package edge
+package jsbatch
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/embedded"
+	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/pkg/streams"
 )
@@ -39,7 +41,7 @@ func TestPublisherBatchesAndReportsDuplicates(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var sizes []int
-	p := NewPublisher(js, PublisherConfig{Observe: func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }})
+	p := New(js, Config{Observe: func(c Commit) { mu.Lock(); sizes = append(sizes, c.Size); mu.Unlock() }})
 	defer p.Close()
 
 	// A direct batch of fresh messages is committed as one atomic batch.
@@ -47,7 +49,7 @@ func TestPublisherBatchesAndReportsDuplicates(t *testing.T) {
 	for i := range 5 {
 		batch = append(batch, &pending{msg: rawMsg(fmt.Sprintf("a%d", i)), done: make(chan result, 1)})
 	}
-	p.commit(batch)
+	p.commitAtomic(context.Background(), batch)
 	for i, pd := range batch {
 		if r := <-pd.done; r.err != nil || r.pub.Duplicate {
 			t.Fatalf("batch message %d: %+v", i, r)
@@ -59,7 +61,7 @@ func TestPublisherBatchesAndReportsDuplicates(t *testing.T) {
 	for _, id := range []string{"a1", "b1", "a3", "b2", "a3"} {
 		batch = append(batch, &pending{msg: rawMsg(id), done: make(chan result, 1)})
 	}
-	p.commit(batch)
+	p.commitAtomic(context.Background(), batch)
 	wantDup := []bool{true, false, true, false, true}
 	for i, pd := range batch {
 		r := <-pd.done
@@ -114,7 +116,7 @@ func TestPublisherUnavailable(t *testing.T) {
 	s := natstest.RunServer(t)
 	_, js := natstest.Connect(t, s)
 	// No stream behind the subject: nothing can be acknowledged.
-	p := NewPublisher(js, PublisherConfig{Timeout: 500 * time.Millisecond})
+	p := New(js, Config{Timeout: 500 * time.Millisecond})
 	defer p.Close()
 	_, err := p.Publish(context.Background(), rawMsg("x"))
 	if !errors.Is(err, ErrUnavailable) {
@@ -124,7 +126,7 @@ func TestPublisherUnavailable(t *testing.T) {
 	for i := range 3 {
 		batch = append(batch, &pending{msg: rawMsg(fmt.Sprint(i)), done: make(chan result, 1)})
 	}
-	p.commit(batch)
+	p.commitAtomic(context.Background(), batch)
 	for _, pd := range batch {
 		if r := <-pd.done; !errors.Is(r.err, ErrUnavailable) {
 			t.Fatalf("batch: got %v, want ErrUnavailable", r.err)
@@ -136,6 +138,43 @@ func TestPublisherUnavailable(t *testing.T) {
 	for i := range 200 {
 		if _, err := p.Publish(context.Background(), rawMsg(fmt.Sprint("y", i))); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("after Close: got %v, want ErrUnavailable", err)
+		}
+	}
+}
+
+// TestPublisherTooLarge: a message over the server's max_payload fails
+// with ErrTooLarge at once and does not fail the batch it would have joined.
+func TestPublisherTooLarge(t *testing.T) {
+	ns, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), MaxPayload: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	nc, js, err := natsconn.Connect(ns.ClientURL(), natsconn.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	cfg := testStreamConfig()
+	cfg.MaxBodyBytes = 1 << 10
+	if err := streams.Ensure(context.Background(), js, streams.RawConfig(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	p := New(js, Config{})
+	defer p.Close()
+	huge := rawMsg("huge")
+	huge.Data = make([]byte, 16<<10)
+	errs := make(chan error, 9)
+	for i := range 8 {
+		go func() { _, err := p.Publish(context.Background(), rawMsg(fmt.Sprint("ok", i))); errs <- err }()
+	}
+	_, err = p.Publish(context.Background(), huge)
+	if !errors.Is(err, ErrTooLarge) || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("huge message: %v, want ErrTooLarge only", err)
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Errorf("a message beside the huge one: %v", err)
 		}
 	}
 }
