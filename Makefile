@@ -7,7 +7,7 @@ PKGS := $(shell $(GO) list -m -f '{{.Dir}}/...' 2>/dev/null)
 CONFIG ?= $(or $(LEADSTREAM_CONFIG),deploy/local/leadstream.yaml)
 FUZZTIME ?= 10s
 
-.PHONY: run test promtool test-short race vet fuzz bench bench-cluster dashboards build simulate check proto python-protobuf
+.PHONY: run test promtool test-short race vet fuzz bench bench-catchup bench-memory bench-cluster dashboards build simulate check proto python-protobuf
 
 ## run: the whole pipeline in one process (embedded JetStream on 127.0.0.1:4222, edge on :8080)
 run:
@@ -61,9 +61,17 @@ fuzz:
 	  done; \
 	done
 
-## bench: edge req/s vs the JetStream ceiling; normalizer events/s per kind; dispatcher deliveries/s; end-to-end latencies
+## bench: edge req/s vs one publish per request at 64 and 256 in flight; normalizer events/s per kind; dispatcher deliveries/s; `leadstream run` end to end at 1000/s for 30s and its highest steady rate
 bench:
 	$(GO) run ./cmd/leadstream bench
+
+## bench-catchup: an LMS down for 10 minutes of 500/s intake comes back: the time to drain the backlog (about 20 minutes)
+bench-catchup:
+	$(GO) run ./cmd/leadstream bench -concurrency 0 -kinds-events 0 -e2e-rate 0 -dispatch-events 0 -dispatch-rate 0 -pipeline-rate 0 -catchup-rate 500 -catchup-down 10m
+
+## bench-memory: RSS of `leadstream run` while 1 million webhooks go through it
+bench-memory:
+	$(GO) run ./cmd/leadstream bench -concurrency 0 -kinds-events 0 -e2e-rate 0 -dispatch-events 0 -dispatch-rate 0 -pipeline-rate 0 -memory-webhooks 1000000 -memory-rate 1000
 
 ## bench-cluster: the edge and plain publishes against one RAW leader on a 3-node cluster (replicas 3, fsync), at 64 and 256 in flight
 bench-cluster:

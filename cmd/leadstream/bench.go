@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -48,7 +49,7 @@ func cmdBench(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	path := configFlag(fs)
 	duration := fs.Duration("duration", 10*time.Second, "length of each measurement (edge, ceiling, normalizer and dispatcher end to end)")
-	concurrency := fs.Int("concurrency", 64, "requests (publishes) in flight at once")
+	concurrency := fs.String("concurrency", "64,256", "requests (publishes) in flight at once: the edge and its baseline are measured at each, comma separated; 0 for none")
 	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured load before each measurement; 0 for none")
 	storeDir := fs.String("store-dir", "", "JetStream store of the edge measurements, and where the normalizer's and the dispatcher's (always fresh, removed afterwards) are made (default: a temporary directory, removed afterwards)")
 	presign := fs.Int("presign", 20000, "Marktplaats LMS requests RSA-signed before the clock starts; 0 for none")
@@ -58,6 +59,16 @@ func cmdBench(args []string) error {
 	e2eWorkers := fs.Int("e2e-workers", 8, "end-to-end requests in flight at most (normalizer and dispatcher)")
 	dispatchEvents := fs.Int("dispatch-events", 5000, "events delivered from a filled EVENTS to a local fake LMS for the dispatcher's deliveries/s; 0 for none")
 	dispatchRate := fs.Float64("dispatch-rate", 200, "events a second sent through edge, normalizer and dispatcher to a fake LMS for the end-to-end latency; 0 for none")
+	po := pipeOptions{}
+	fs.Float64Var(&po.steadyRate, "pipeline-rate", 1000, "webhooks a second sent to `leadstream run` (a child process) for the steady end-to-end measurement, request to LMS 2xx; 0 for none")
+	fs.DurationVar(&po.steadyDuration, "pipeline-duration", 30*time.Second, "length of the steady end-to-end measurement")
+	fs.BoolVar(&po.findMax, "pipeline-max", true, "after the steady measurement, raise the rate 25% a step until the backlog grows, and print the highest steady rate")
+	fs.DurationVar(&po.stepDuration, "pipeline-step", 15*time.Second, "length of each step of the highest-rate search")
+	fs.IntVar(&po.workers, "pipeline-workers", 128, "pipeline measurements: requests in flight at most")
+	fs.Float64Var(&po.catchupRate, "catchup-rate", 0, "webhooks a second while the LMS is down and after, for the catch-up measurement; 0 for none (make bench-catchup)")
+	fs.DurationVar(&po.catchupDown, "catchup-down", 10*time.Minute, "how long the fake LMS answers 503 in the catch-up measurement")
+	fs.IntVar(&po.memoryWebhooks, "memory-webhooks", 0, "webhooks sent through `leadstream run` while its RSS is sampled; 0 for none (make bench-memory)")
+	fs.Float64Var(&po.memoryRate, "memory-rate", 1000, "webhooks a second for the memory measurement")
 	_ = fs.Parse(args)
 
 	cfg, err := config.Load(*path)
@@ -72,15 +83,25 @@ func cmdBench(args []string) error {
 	}
 	defer func() { _ = log.Sync() }()
 
+	var concurrencies []int
+	for _, f := range strings.Split(*concurrency, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if n == 0 && err == nil && *concurrency == "0" {
+			break // no edge measurement
+		}
+		if err != nil || n <= 0 {
+			return fmt.Errorf("bench: --concurrency %q: want positive numbers, comma separated", *concurrency)
+		}
+		concurrencies = append(concurrencies, n)
+	}
 	opts := bench.Options{
-		Config:      cfg,
-		Duration:    *duration,
-		Warmup:      *warmup,
-		Concurrency: *concurrency,
-		StoreDir:    *storeDir,
-		Presign:     *presign,
-		Progress:    os.Stderr,
-		Logger:      log,
+		Config:   cfg,
+		Duration: *duration,
+		Warmup:   *warmup,
+		StoreDir: *storeDir,
+		Presign:  *presign,
+		Progress: os.Stderr,
+		Logger:   log,
 	}
 	// The flags say 0 for none; Options keep 0 for the default.
 	if opts.Warmup == 0 {
@@ -100,19 +121,27 @@ func cmdBench(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := bench.Run(ctx, opts)
-	if err != nil {
-		return err
+	for i, c := range concurrencies {
+		opts.Concurrency = c
+		rep, err := bench.Run(ctx, opts)
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted")
+		}
+		if i > 0 {
+			fmt.Println()
+		}
+		rep.Print(os.Stdout)
+		// One profile: the first concurrency's.
+		opts.CPUProfile = nil
 	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("interrupted")
-	}
-	rep.Print(os.Stdout)
 	if *cpuprofile != "" {
 		fmt.Printf("cpu profile of the edge measurement: %s (go tool pprof -top %s)\n", *cpuprofile, *cpuprofile)
 	}
 
-	if *kindsEvents <= 0 && *e2eRate <= 0 && *dispatchEvents <= 0 && *dispatchRate <= 0 {
+	if *kindsEvents <= 0 && *e2eRate <= 0 && *dispatchEvents <= 0 && *dispatchRate <= 0 && !po.any() {
 		return nil
 	}
 	signer, err := simulate.NewSigner(cfg)
@@ -129,7 +158,13 @@ func cmdBench(args []string) error {
 		}
 	}
 	if *dispatchEvents > 0 || *dispatchRate > 0 {
-		return benchDispatcher(ctx, cfg, log, signer, samples, opts.Warmup, *duration, *dispatchEvents, *dispatchRate, *e2eWorkers, *storeDir)
+		if err := benchDispatcher(ctx, cfg, log, signer, samples, opts.Warmup, *duration, *dispatchEvents, *dispatchRate, *e2eWorkers, *storeDir); err != nil {
+			return err
+		}
+	}
+	if po.any() {
+		po.configPath, po.storeDir = *path, *storeDir
+		return benchPipeline(ctx, &po, signer, samples)
 	}
 	return nil
 }

@@ -178,3 +178,70 @@ func TestPublisherTooLarge(t *testing.T) {
 		}
 	}
 }
+
+// TestPublisherModes: whichever mode commits, every caller gets its own
+// answer, the stream holds each message once, and a redelivery is flagged
+// duplicate with the sequence of the message it repeats.
+func TestPublisherModes(t *testing.T) {
+	for _, mode := range []Mode{Adaptive, Atomic, Individual} {
+		t.Run(mode.String(), func(t *testing.T) {
+			s := natstest.RunServer(t)
+			_, js := natstest.Connect(t, s)
+			ctx := context.Background()
+			if err := streams.Ensure(ctx, js, streams.RawConfig(testStreamConfig())); err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			seen := map[bool]int{}
+			p := New(js, Config{Mode: mode, Observe: func(c Commit) { mu.Lock(); seen[c.Atomic] += c.Size; mu.Unlock() }})
+			defer p.Close()
+			seqs := make([]uint64, 300)
+			var wg sync.WaitGroup
+			for i := range seqs {
+				wg.Go(func() {
+					pub, err := p.Publish(ctx, rawMsg(fmt.Sprintf("m%d", i)))
+					if err != nil || pub.Duplicate {
+						t.Errorf("m%d: %+v %v", i, pub, err)
+					}
+					seqs[i] = pub.Sequence
+				})
+			}
+			wg.Wait()
+			st, err := js.Stream(ctx, streams.RAW)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := st.CachedInfo().State.Msgs; n != 300 {
+				t.Fatalf("RAW holds %d messages, want 300", n)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[true]+seen[false] != 300 {
+				t.Fatalf("commits held %v messages, want 300 in all", seen)
+			}
+			switch mode {
+			case Individual:
+				if seen[true] != 0 {
+					t.Errorf("individual mode committed %d atomically", seen[true])
+				}
+				for i, seq := range seqs {
+					if seq == 0 {
+						t.Fatalf("m%d: no sequence from an individual publish", i)
+					}
+				}
+			case Atomic:
+				if seen[true] == 0 {
+					t.Error("atomic mode made no atomic batch of 300 concurrent callers")
+				}
+			}
+			// A redelivery of m7: flagged, with m7's sequence where known.
+			pub, err := p.Publish(ctx, rawMsg("m7"))
+			if err != nil || !pub.Duplicate {
+				t.Fatalf("redelivery: %+v %v, want a duplicate", pub, err)
+			}
+			if seqs[7] != 0 && pub.Sequence != seqs[7] {
+				t.Errorf("redelivery answered sequence %d, m7 has %d", pub.Sequence, seqs[7])
+			}
+		})
+	}
+}

@@ -250,14 +250,17 @@ func runEdge(ctx context.Context, o *Options, cfg *config.Config, url string, tp
 	// Metrics are snapshotted as the window opens so that the warmup's
 	// batches do not count.
 	var (
-		before    [2]histogram
+		before    [5]histogram
 		profiling bool
 	)
 	var cpu [2]measure.CPU
 	atMeasure := func() {
 		cpu[0] = measure.ReadCPU()
-		before[0], _ = gather(reg, "leadstream_edge_commit_batch_size")
-		before[1], _ = gather(reg, "leadstream_edge_publish_seconds")
+		before[0], _ = gather(reg, "leadstream_edge_publish_seconds")
+		for i, mode := range []string{"atomic", "individual"} {
+			before[1+2*i], _ = gather(reg, "leadstream_edge_commit_batch_size", "mode", mode)
+			before[2+2*i], _ = gather(reg, "leadstream_edge_commit_seconds", "mode", mode)
+		}
 		if o.CPUProfile != nil {
 			if err := pprof.StartCPUProfile(o.CPUProfile); err != nil {
 				o.Logger.Warn("cpu profile not started", zap.Error(err))
@@ -282,18 +285,24 @@ func runEdge(ctx context.Context, o *Options, cfg *config.Config, url string, tp
 	_, rep.OtherCPUs[0] = cpu[0].Use(cpu[1], rep.CPUs)
 	rep.SignedInRun = int(l.inline.Load())
 
-	batch, err := gather(reg, "leadstream_edge_commit_batch_size")
-	if err != nil {
-		return err
-	}
 	wait, err := gather(reg, "leadstream_edge_publish_seconds")
 	if err != nil {
 		return err
 	}
-	batch, wait = batch.sub(before[0]), wait.sub(before[1])
-	rep.Commits = int(batch.count)
-	rep.BatchMean = batch.mean()
-	rep.CommitWait = time.Duration(wait.mean() * float64(time.Second))
+	rep.CommitWait = time.Duration(wait.sub(before[0]).mean() * float64(time.Second))
+	for i, mode := range []string{"atomic", "individual"} {
+		size, err := gather(reg, "leadstream_edge_commit_batch_size", "mode", mode)
+		if err != nil {
+			return err
+		}
+		took, err := gather(reg, "leadstream_edge_commit_seconds", "mode", mode)
+		if err != nil {
+			return err
+		}
+		size, took = size.sub(before[1+2*i]), took.sub(before[2+2*i])
+		rep.Commits[i] = CommitStats{Commits: int(size.count), Messages: int(size.sum), MeanTook: time.Duration(took.mean() * float64(time.Second))}
+	}
+	rep.AtomicThreshold = int(gauge(reg, "leadstream_edge_commit_atomic_threshold"))
 
 	// Every request has its answer by now (drive waits for them), so
 	// RAW holds all it will.

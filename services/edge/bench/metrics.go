@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // histogram is a Prometheus histogram's count and sum: enough for a mean.
@@ -12,8 +13,9 @@ type histogram struct {
 	sum   float64
 }
 
-// gather reads the histogram name from reg, summed over its label values.
-func gather(reg *prometheus.Registry, name string) (histogram, error) {
+// gather reads the histogram name from reg, summed over its label values,
+// or over those whose labels include every pair of want (name, value, ...).
+func gather(reg *prometheus.Registry, name string, want ...string) (histogram, error) {
 	mfs, err := reg.Gather()
 	if err != nil {
 		return histogram{}, fmt.Errorf("bench: gathering edge metrics: %w", err)
@@ -24,6 +26,9 @@ func gather(reg *prometheus.Registry, name string) (histogram, error) {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			if !hasLabels(m.GetLabel(), want) {
+				continue
+			}
 			h.count += m.GetHistogram().GetSampleCount()
 			h.sum += m.GetHistogram().GetSampleSum()
 		}
@@ -42,4 +47,30 @@ func (h histogram) mean() float64 {
 		return 0
 	}
 	return h.sum / float64(h.count)
+}
+
+func hasLabels(got []*dto.LabelPair, want []string) bool {
+	for i := 0; i+1 < len(want); i += 2 {
+		found := false
+		for _, l := range got {
+			if l.GetName() == want[i] && l.GetValue() == want[i+1] {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// gauge reads the gauge name from reg.
+func gauge(reg *prometheus.Registry, name string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
 }
