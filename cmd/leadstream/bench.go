@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/eventid"
 	"github.com/leadstream/leadstream/pkg/logging"
+	"github.com/leadstream/leadstream/pkg/measure"
 	"github.com/leadstream/leadstream/pkg/natsconn"
 	dbench "github.com/leadstream/leadstream/services/dispatcher/bench"
 	"github.com/leadstream/leadstream/services/edge"
@@ -121,6 +123,17 @@ func cmdBench(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The limit of everything that syncs before it acknowledges: what the
+	// disk under the stores takes, printed first so every figure below can
+	// be read against it.
+	probeDir := *storeDir
+	if probeDir == "" {
+		probeDir = os.TempDir()
+	}
+	if fs, err := measure.MeasureFsyncs(probeDir, 2*time.Second, 8); err == nil {
+		fmt.Printf("disk under %s: %.0f fsyncs/s appending to one file (one stream syncing before every ack), %.0f/s to %d files at once; %d CPUs\n\n",
+			probeDir, fs.Serial, fs.Parallel, fs.Files, runtime.NumCPU())
+	}
 	for i, c := range concurrencies {
 		opts.Concurrency = c
 		rep, err := bench.Run(ctx, opts)
