@@ -304,8 +304,16 @@ func startBenchNormalizer(log *zap.Logger) dbench.StartNormalizer {
 		if err != nil {
 			return nil, err
 		}
-		return n, nil
+		return closingRun{n}, nil
 	}
+}
+
+// closingRun closes the normalizer once its Run has returned.
+type closingRun struct{ n *normalizer.Service }
+
+func (c closingRun) Run(ctx context.Context) error {
+	defer c.n.Close()
+	return c.n.Run(ctx)
 }
 
 // benchSample is a simulator payload with what the edge learns about it.

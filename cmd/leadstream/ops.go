@@ -62,6 +62,7 @@ func cmdReplay(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer n.Close()
 	rep, err := n.Replay(ctx, from, splitList(*kinds))
 	if rep != nil {
 		fmt.Printf("read %d RAW messages: %d events published, %d already in EVENTS, %d not mappable (see `leadstream dlq ls`)\n",
@@ -173,6 +174,7 @@ func cmdDLQ(args []string) error {
 		if err != nil {
 			return err
 		}
+		defer n.Close()
 		failed := 0
 		dispatchers := map[string]*dispatcher.Service{}
 		for _, seq := range seqs {

@@ -582,7 +582,7 @@ func startServices(t *testing.T, cfg *config.Config, urls map[string]string) (st
 	if err != nil {
 		t.Fatal(err)
 	}
-	run("normalizer", nnc, njs, n.Run)
+	run("normalizer", nnc, njs, func(ctx context.Context) error { defer n.Close(); return n.Run(ctx) })
 
 	d, err := dispatcher.New(ctx, dispatcher.Options{Config: cfg, JetStream: djs, Logger: log.Named("dispatcher"), Projection: true})
 	if err != nil {

@@ -186,7 +186,7 @@ func runPipeline(path string, svc services) error {
 		if err != nil {
 			return err
 		}
-		actor(&g, n.Run)
+		actor(&g, func(ctx context.Context) error { defer n.Close(); return n.Run(ctx) })
 	}
 	if svc.dispatcher {
 		d, err := dispatcher.New(ctx, dispatcher.Options{Config: cfg, JetStream: js, Logger: log.Named("dispatcher"), Registry: reg,

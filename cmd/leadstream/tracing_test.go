@@ -78,7 +78,7 @@ adapters:
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = n.Run(ctx) })
+	wg.Go(func() { _ = n.Run(ctx); n.Close() })
 	wg.Go(func() { _ = d.Run(ctx) })
 	defer func() { cancel(); wg.Wait() }()
 

@@ -129,12 +129,18 @@ type Normalizer struct {
 	// failing (transiently) at its last delivery is dead-lettered with reason
 	// "retries_exhausted"; redeliveries back off from 1s to 1m. Default 20.
 	MaxDeliver int `yaml:"max_deliver"`
-	// MaxAckPending is how many messages a kind's consumer has in flight. Default 16.
+	// MaxAckPending is how many messages a kind's consumer has in flight.
+	// The normalizer commits what its handlers write meanwhile together (one
+	// sync for many events), so this bounds its batches as well as its
+	// memory. Default 1024.
 	MaxAckPending int `yaml:"max_ack_pending"`
 	// Retries is how often a failing message is retried in process before it
 	// is nacked (transient errors) or dead-lettered (a panic). Default 3.
 	Retries int `yaml:"retries"`
-	// Subscribers is the number of concurrent subscriptions per kind. Default 2.
+	// Subscribers is the number of subscriptions per kind, each handling one
+	// message at a time: the kind's concurrent handlers. At most
+	// MaxAckPending (more would wait for messages that are never in flight).
+	// Default: MaxAckPending.
 	Subscribers int `yaml:"subscribers"`
 }
 

@@ -251,6 +251,8 @@ func TestDefaults(t *testing.T) {
 		{"streams.raw_max_age", dur(cfg.Streams.RawMaxAge), 720 * time.Hour},
 		{"sources[0].max_clock_skew", dur(cfg.Sources[0].MaxClockSkew), 5 * time.Minute},
 		{"nats.replicas", cfg.NATS.Replicas, 1},
+		{"normalizer.max_ack_pending", cfg.Normalizer.MaxAckPending, 1024},
+		{"normalizer.subscribers", cfg.Normalizer.Subscribers, 1024},
 		{"nats.listen", cfg.NATS.Listen, "127.0.0.1:4222"},
 		{"nats.store_dir", cfg.NATS.StoreDir, filepath.Join(keysDir, ".data/nats")},
 		{"log.format", cfg.Log.Format, "json"},
@@ -438,6 +440,19 @@ sources:
 	}
 }
 
+// TestNormalizerSubscribersFollowMaxAckPending: without subscribers of its
+// own, a kind has one handler per message it may have in flight.
+func TestNormalizerSubscribersFollowMaxAckPending(t *testing.T) {
+	cfg := mustParse(t, minimalWith("normalizer: {max_ack_pending: 32}\n"))
+	if n := cfg.Normalizer; n.MaxAckPending != 32 || n.Subscribers != 32 {
+		t.Fatalf("max_ack_pending %d, subscribers %d; want 32 and 32", n.MaxAckPending, n.Subscribers)
+	}
+	cfg = mustParse(t, minimalWith("normalizer: {max_ack_pending: 32, subscribers: 8}\n"))
+	if n := cfg.Normalizer; n.MaxAckPending != 32 || n.Subscribers != 8 {
+		t.Fatalf("max_ack_pending %d, subscribers %d; want 32 and 8", n.MaxAckPending, n.Subscribers)
+	}
+}
+
 // TestValidationErrors: every problem is reported with the field it is about.
 // fields lists the field paths that must each start an error line; contains,
 // text the error must contain; secret, text it must not (no secret is echoed).
@@ -608,6 +623,12 @@ sources:
 			[]string{"dispatcher.max_park"}, []string{"normalizer.ack_wait (30s)", "dispatcher.ack_wait (30s)", "= 1m0s", "got 20s"}, ""},
 		{"max_park equal to the ack waits", minimalWith("normalizer: {ack_wait: 20s}\ndispatcher: {max_park: 30s, ack_wait: 10s}\n"),
 			[]string{"dispatcher.max_park"}, []string{"normalizer.ack_wait (20s)", "dispatcher.ack_wait (10s)", "got 30s"}, ""},
+		{"more subscribers than messages in flight", minimalWith("normalizer: {max_ack_pending: 64, subscribers: 65}\n"),
+			[]string{"normalizer.subscribers"}, []string{"normalizer.max_ack_pending (64)", "got 65"}, ""},
+		{"more subscribers than the default in flight", minimalWith("normalizer: {subscribers: 1025}\n"),
+			[]string{"normalizer.subscribers"}, []string{"normalizer.max_ack_pending (1024)", "got 1025"}, ""},
+		{"negative normalizer max_ack_pending", minimalWith("normalizer: {max_ack_pending: -1}\n"),
+			[]string{"normalizer.max_ack_pending"}, []string{"positive"}, ""},
 		{"tracing protocol", minimalWith("tracing: {otlp_endpoint: 'collector:4317', protocol: thrift}\n"),
 			[]string{"tracing.protocol"}, []string{"grpc or http", `"thrift"`}, ""},
 		{"tracing sample ratio", minimalWith("tracing: {sample_ratio: 2}\n"), []string{"tracing.sample_ratio"}, nil, ""},

@@ -317,7 +317,7 @@ func (n *Normalizer) setDefaultsAndValidate() []error {
 		name string
 		v    *int
 		def  int
-	}{{"max_deliver", &n.MaxDeliver, 20}, {"max_ack_pending", &n.MaxAckPending, 16}, {"retries", &n.Retries, 3}, {"subscribers", &n.Subscribers, 2}}
+	}{{"max_deliver", &n.MaxDeliver, 20}, {"max_ack_pending", &n.MaxAckPending, 1024}, {"retries", &n.Retries, 3}}
 	for _, f := range ints {
 		if *f.v == 0 {
 			*f.v = f.def
@@ -325,6 +325,17 @@ func (n *Normalizer) setDefaultsAndValidate() []error {
 		if *f.v < 0 {
 			add(fieldErr("normalizer."+f.name, "must be positive, got %d", *f.v))
 		}
+	}
+	// One handler per message in flight, unless told otherwise.
+	if n.Subscribers == 0 && n.MaxAckPending > 0 {
+		n.Subscribers = n.MaxAckPending
+	}
+	switch {
+	case n.Subscribers < 0:
+		add(fieldErr("normalizer.subscribers", "must be positive, got %d", n.Subscribers))
+	case n.MaxAckPending > 0 && n.Subscribers > n.MaxAckPending:
+		add(fieldErr("normalizer.subscribers", "must not exceed normalizer.max_ack_pending (%d), got %d: a kind never has more messages in flight, so the rest would sit idle",
+			n.MaxAckPending, n.Subscribers))
 	}
 	return errs
 }

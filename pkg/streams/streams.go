@@ -64,18 +64,20 @@ func AggregateToken(agg string) string {
 // DLQSubject is the DLQ subject dlq.<stage>.<name>.
 func DLQSubject(stage, name string) string { return "dlq." + stage + "." + name }
 
-// EventsConfig is EVENTS' configuration from cfg.
+// EventsConfig is EVENTS' configuration from cfg, with atomic batch
+// publishing so the normalizer can commit many events with one sync.
 func EventsConfig(cfg *config.Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        EVENTS,
-		Description: "leadstream: normalized events, protobuf leadstream.v1.Event with CloudEvents headers",
-		Subjects:    []string{"events.>"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      cfg.Streams.EventsMaxAge.Duration,
-		Duplicates:  cfg.Streams.EventsDuplicateWindow.Duration,
-		Replicas:    cfg.NATS.Replicas,
-		AllowDirect: true,
+		Name:               EVENTS,
+		Description:        "leadstream: normalized events, protobuf leadstream.v1.Event with CloudEvents headers",
+		Subjects:           []string{"events.>"},
+		Storage:            jetstream.FileStorage,
+		Retention:          jetstream.LimitsPolicy,
+		MaxAge:             cfg.Streams.EventsMaxAge.Duration,
+		Duplicates:         cfg.Streams.EventsDuplicateWindow.Duration,
+		Replicas:           cfg.NATS.Replicas,
+		AllowAtomicPublish: true,
+		AllowDirect:        true,
 	}
 }
 
@@ -95,7 +97,9 @@ func DLQConfig(cfg *config.Config) jetstream.StreamConfig {
 }
 
 // DedupeConfig is the dedupe bucket's configuration: keys expire after
-// dedupe_ttl (per key, which needs limit markers).
+// dedupe_ttl (per key, which needs limit markers). A bucket's configuration
+// has no atomic batch publishing: the normalizer's Provision turns it on in
+// the bucket's stream, KV_dedupe.
 func DedupeConfig(cfg *config.Config) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:         DedupeBucket,
@@ -133,6 +137,28 @@ func EnsureKVLeaderReads(ctx context.Context, js jetstream.JetStream, kvc jetstr
 		return nil, fmt.Errorf("bucket %s: %w", kvc.Bucket, err)
 	}
 	return kv, nil
+}
+
+// AllowAtomicPublish turns atomic batch publishing on in a bucket's stream
+// (KV_<bucket>), which a bucket's configuration cannot say, so that many
+// writes can be committed with one sync. Updating the bucket turns it off
+// again (its stream configuration is made anew), so call this after every
+// EnsureKV; a batch caught in between is refused as a whole, and its
+// writer publishes its messages one by one.
+func AllowAtomicPublish(ctx context.Context, js jetstream.JetStream, bucket string) error {
+	st, err := js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", bucket, err)
+	}
+	sc := st.CachedInfo().Config
+	if sc.AllowAtomicPublish {
+		return nil
+	}
+	sc.AllowAtomicPublish = true
+	if _, err := js.UpdateStream(ctx, sc); err != nil {
+		return fmt.Errorf("bucket %s: allowing atomic batches: %w", bucket, err)
+	}
+	return nil
 }
 
 // EnsureKV creates or updates a key-value bucket.

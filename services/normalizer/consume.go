@@ -40,7 +40,7 @@ const (
 // Run consumes until ctx ends, then stops the handlers, letting the
 // messages in flight finish (each one acked or nacked).
 func (s *Service) Run(ctx context.Context) error {
-	wlog := watermill.NewSlogLogger(logging.Slog(s.log.Named("watermill")))
+	wlog := quietLogger{watermill.NewSlogLogger(logging.Slog(s.log.Named("watermill"))), s.log.Core().Enabled(zap.DebugLevel)}
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: s.cfg.Normalizer.AckWait.Duration}, wlog)
 	if err != nil {
 		return fmt.Errorf("normalizer: %w", err)
@@ -149,8 +149,17 @@ func (s *Service) subscriber(kind string, wlog watermill.LoggerAdapter) (*wmnats
 		QueueGroupPrefix: durable,
 		NakDelay:         nakDelay{},
 		JetStream: wmnats.JetStreamConfig{
-			AutoProvision:     false,
-			SubscribeOptions:  []nats.SubOpt{nats.ManualAck(), nats.AckExplicit(), nats.Bind(streams.RAW, durable)},
+			AutoProvision: false,
+			// An ack that is lost only brings the message back after
+			// AckWait, and the redelivery finds its dedupe record: no
+			// handler waits for the server to confirm its ack.
+			AckAsync: true,
+			// Bound without a look-up of the consumer (New has checked that it
+			// exists): a kind has as many subscriptions as handlers, and each
+			// look-up is a round trip to JetStream while the messages already
+			// delivered wait on the few subscriptions made so far.
+			SubscribeOptions: []nats.SubOpt{nats.ManualAck(), nats.AckExplicit(), nats.Bind(streams.RAW, durable),
+				nats.SkipConsumerLookup(), nats.DeliverSubject(consumerConfig(s.cfg, kind).DeliverSubject)},
 			DurableCalculator: func(string, string) string { return durable },
 		},
 	}, wlog)
@@ -159,6 +168,27 @@ func (s *Service) subscriber(kind string, wlog watermill.LoggerAdapter) (*wmnats
 		return nil, fmt.Errorf("normalizer: subscriber for %s: %w", kind, err)
 	}
 	return sub, nil
+}
+
+// quietLogger drops watermill's trace lines, and its debug lines unless
+// debug is on, before they are built: watermill and watermill-nats write
+// several for every message, each allocating its fields, and zap would
+// drop them only after that.
+type quietLogger struct {
+	watermill.LoggerAdapter
+	debug bool
+}
+
+func (quietLogger) Trace(string, watermill.LogFields) {}
+
+func (l quietLogger) Debug(msg string, fields watermill.LogFields) {
+	if l.debug {
+		l.LoggerAdapter.Debug(msg, fields)
+	}
+}
+
+func (l quietLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return quietLogger{l.LoggerAdapter.With(fields), l.debug}
 }
 
 // nakDelay spaces redeliveries of transiently failing messages: 1s, 2s,
@@ -265,6 +295,7 @@ func (rawUnmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 		id = watermill.NewUUID()
 	}
 	msg := message.NewMessage(id, m.Data)
+	msg.Metadata = make(message.Metadata, len(m.Header)+4) // the headers and the keys below
 	for k, v := range m.Header {
 		if len(v) > 0 {
 			msg.Metadata.Set(k, v[0])
@@ -280,9 +311,12 @@ func (rawUnmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 }
 
 func fromWatermill(msg *message.Message) (raw *envelope.Raw, ref *leadstreamv1.RawRef, stored time.Time, delivered uint64, err error) {
-	h := nats.Header{}
+	// One allocation for the map and one for the values, not one a header.
+	h := make(nats.Header, len(msg.Metadata))
+	vals := make([]string, 0, len(msg.Metadata))
 	for k, v := range msg.Metadata {
-		h[k] = []string{v}
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	raw, err = envelope.FromMsg(&nats.Msg{Subject: msg.Metadata.Get(mdSubject), Header: h, Data: msg.Payload})
 	if err != nil {

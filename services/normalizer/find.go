@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -12,8 +12,8 @@ import (
 )
 
 // EventSequence says whether the event id of source was normalized, from the
-// dedupe bucket, and where it is in EVENTS (0 when a redelivery found it
-// there without publishing it again: its sequence was not recorded).
+// dedupe bucket, and where it is in EVENTS (0 when EVENTS no longer holds
+// it, or for a record from an older version that did not know it).
 func EventSequence(ctx context.Context, js jetstream.JetStream, source, eventID string) (seq uint64, normalized bool, err error) {
 	kv, err := js.KeyValue(ctx, streams.DedupeBucket)
 	if err != nil {
@@ -26,6 +26,60 @@ func EventSequence(ctx context.Context, js jetstream.JetStream, source, eventID 
 	if err != nil {
 		return 0, false, fmt.Errorf("dedupe bucket: %w", err)
 	}
-	seq, _ = strconv.ParseUint(string(e.Value()), 10, 64)
+	seq, subject := parseRecord(e.Value())
+	if seq > 0 || subject == "" {
+		return seq, true, nil
+	}
+	// Stored by an atomic batch, whose acknowledgement names only its last
+	// sequence. The record followed the event within one handler's run; an
+	// hour before the record is ample, and the scan covers one aggregate's
+	// subject.
+	seq, _, err = findEvent(ctx, js, subject, eventID, e.Created().Add(-time.Hour))
+	if err != nil {
+		return 0, true, err
+	}
 	return seq, true, nil
+}
+
+// findEvent looks for event id on subject in EVENTS, from a minute before
+// since on, and returns its sequence when found. Only a redelivery past the
+// duplicate window (and `leadstream trace`) asks, so the scan is rare and
+// covers one subject from the RAW message's time on.
+func findEvent(ctx context.Context, js jetstream.JetStream, subject, id string, since time.Time) (seq uint64, found bool, err error) {
+	start := since.Add(-time.Minute)
+	cons, err := js.OrderedConsumer(ctx, streams.EVENTS, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &start,
+		HeadersOnly:    true,
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("looking for event in EVENTS: %w", err)
+	}
+	for {
+		batch, err := cons.FetchNoWait(512)
+		if err != nil {
+			return 0, false, fmt.Errorf("looking for event in EVENTS: %w", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, mdErr := m.Metadata()
+			if m.Headers().Get(HdrCEID) == id {
+				if mdErr != nil {
+					return 0, true, nil
+				}
+				return md.Sequence.Stream, true, nil
+			}
+			if mdErr == nil && md.NumPending == 0 {
+				return 0, false, nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return 0, false, fmt.Errorf("looking for event in EVENTS: %w", err)
+		}
+		if n == 0 {
+			return 0, false, nil
+		}
+	}
 }

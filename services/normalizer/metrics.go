@@ -1,6 +1,10 @@
 package normalizer
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/leadstream/leadstream/pkg/jsbatch"
+)
 
 type metrics struct {
 	messages    *prometheus.CounterVec
@@ -8,6 +12,8 @@ type metrics struct {
 	pending     *prometheus.GaugeVec
 	ackPending  *prometheus.GaugeVec
 	dlqDepth    *prometheus.GaugeVec
+	batch       *prometheus.HistogramVec
+	commit      *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,9 +38,30 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "leadstream_normalizer_dlq_depth",
 			Help: "Dead letters of a kind waiting in DLQ (dlq.normalize.<kind>) for a replay or drop.",
 		}, []string{"kind"}),
+		batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "leadstream_normalizer_commit_batch_size",
+			Help:    "Writes committed together (group commit), by stream (events, dedupe) and mode: one atomic batch, or individual publishes in flight together.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000},
+		}, []string{"stream", "mode"}),
+		commit: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "leadstream_normalizer_commit_seconds",
+			Help:    "Time from a group commit's first publish to its last acknowledgement, by stream (events, dedupe) and mode.",
+			Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
+		}, []string{"stream", "mode"}),
 	}
-	reg.MustRegister(m.messages, m.deadLetters, m.pending, m.ackPending, m.dlqDepth)
+	reg.MustRegister(m.messages, m.deadLetters, m.pending, m.ackPending, m.dlqDepth, m.batch, m.commit)
 	return m
+}
+
+// observeCommit records one group commit into stream ("events" or
+// "dedupe").
+func (m *metrics) observeCommit(stream string, c jsbatch.Commit) {
+	mode := "individual"
+	if c.Atomic {
+		mode = "atomic"
+	}
+	m.batch.WithLabelValues(stream, mode).Observe(float64(c.Size))
+	m.commit.WithLabelValues(stream, mode).Observe(c.Took.Seconds())
 }
 
 // deadLetterReasons are the reason labels of dead_letters_total, and

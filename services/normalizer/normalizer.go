@@ -22,6 +22,8 @@ import (
 
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/envelope"
+	"github.com/leadstream/leadstream/pkg/jsbatch"
+	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/natskey"
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/pkg/tracing"
@@ -36,7 +38,9 @@ type Options struct {
 	// URL is the NATS URL; each kind's subscriber opens its own connection,
 	// so one kind draining never stops another.
 	URL string
-	// JetStream publishes events and dead letters and reads the dedupe bucket.
+	// JetStream publishes events and dead letters, and reads the dedupe
+	// bucket when URL is empty (else New reads it on a connection of its
+	// own).
 	JetStream jetstream.JetStream
 	// Logger is required.
 	Logger *zap.Logger
@@ -48,24 +52,36 @@ type Options struct {
 
 // Service is a running set of normalizer consumers.
 type Service struct {
-	cfg     *config.Config
-	url     string
-	js      jetstream.JetStream
-	log     *zap.Logger
-	kinds   []string
-	dedupe  jetstream.KeyValue
-	metrics *metrics
-	now     func() time.Time
+	cfg    *config.Config
+	url    string
+	js     jetstream.JetStream
+	log    *zap.Logger
+	kinds  []string
+	dedupe jetstream.KeyValue
+	// seen is the dedupe bucket read on a connection of its own (readConn;
+	// nil when s.js's is used): see New.
+	seen     jetstream.KeyValue
+	readConn *nats.Conn
+	metrics  *metrics
+	now      func() time.Time
+
+	// events and records are the group commits of EVENTS and of the dedupe
+	// bucket (commit.go).
+	events, records *jsbatch.Publisher
+	// recordTTL is the dedupe records' Nats-TTL header value.
+	recordTTL string
 
 	// Test hooks: a fault after the EVENTS publish, or after the dedupe
-	// write, stands for a crash at that point (the message is not acked).
+	// write, stands for a crash at that point (the message is not acked);
+	// beforePublish runs just before the event joins the group commit.
 	afterPublish, afterDedupe func(eventID string) error
+	beforePublish             func(eventID string)
 }
 
 // New validates o and binds to the topology `leadstream provision` made
 // (Provision): EVENTS, DLQ, the dedupe bucket and the durable consumer of
 // every kind it runs. What is missing is named in an error wrapping
-// streams.ErrNotProvisioned; nothing is created here.
+// streams.ErrNotProvisioned; nothing is created here. Close releases it.
 func New(ctx context.Context, o Options) (*Service, error) {
 	if o.Config == nil || o.JetStream == nil || o.Logger == nil {
 		return nil, errors.New("normalizer: Config, JetStream and Logger are required")
@@ -89,7 +105,29 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("normalizer: %w", err)
 	}
-	s.dedupe = kv
+	s.dedupe, s.seen = kv, kv
+	// nats-server answers a direct get within the reading connection's own
+	// read loop, and a get waits while the bucket's stream stores a write:
+	// on the connection that publishes the events, every dedupe read would
+	// hold up the publishes behind it for as long as a commit of the
+	// bucket takes.
+	if o.URL != "" {
+		nc, js, err := natsconn.Connect(o.URL, natsconn.Options{Name: "leadstream-normalizer-dedupe", CredsFile: o.Config.NATS.CredsFile, Logger: o.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("normalizer: %w", err)
+		}
+		if s.seen, err = js.KeyValue(ctx, streams.DedupeBucket); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("normalizer: %w", err)
+		}
+		s.readConn = nc
+	}
+	if err := s.startCommits(ctx, jsbatch.Adaptive); err != nil {
+		if s.readConn != nil {
+			s.readConn.Close()
+		}
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -106,6 +144,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg *config.Config, 
 		return err
 	}
 	if _, err := streams.EnsureKV(ctx, js, streams.DedupeConfig(cfg)); err != nil {
+		return err
+	}
+	if err := streams.AllowAtomicPublish(ctx, js, streams.DedupeBucket); err != nil {
 		return err
 	}
 	for _, k := range kinds {
@@ -175,13 +216,16 @@ func (d *deadLetter) Unwrap() error { return d.err }
 // then record the id. The caller acks only after Process returns nil, so a
 // crash anywhere before that means a redelivery, which the JetStream window,
 // the dedupe set or (past the window) a look into EVENTS turns into a no-op.
+// Both writes go through group commits shared by all of the service's
+// handlers (commit.go); each waits for its own acknowledgement, so the
+// order (event stored, then record, then ack) holds for every message.
 //
 // stored is when RAW stored the message and redelivered says whether it was
 // delivered before. An error wrapping a *deadLetter must be dead-lettered;
 // any other error is transient.
 func (s *Service) Process(ctx context.Context, raw *envelope.Raw, ref *leadstreamv1.RawRef, stored time.Time, redelivered bool) (Outcome, error) {
 	key := dedupeKey(raw.Source, raw.EventID)
-	if _, err := s.dedupe.Get(ctx, key); err == nil {
+	if _, err := s.seen.Get(ctx, key); err == nil {
 		return Deduplicated, nil
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, fmt.Errorf("reading dedupe key: %w", err)
@@ -202,12 +246,12 @@ func (s *Service) Process(ctx context.Context, raw *envelope.Raw, ref *leadstrea
 	// dedupe write. Within EVENTS' duplicate window JetStream drops the
 	// second publish; past it, look.
 	if redelivered && s.now().Sub(stored) > s.cfg.Streams.EventsDuplicateWindow.Duration {
-		found, err := s.inEvents(ctx, subject, ev.Id, stored)
+		seq, found, err := findEvent(ctx, s.js, subject, ev.Id, stored)
 		if err != nil {
 			return 0, err
 		}
 		if found {
-			return Deduplicated, s.remember(ctx, key, 0)
+			return Deduplicated, s.remember(ctx, key, seq, subject)
 		}
 	}
 	data, err := proto.Marshal(ev)
@@ -216,24 +260,23 @@ func (s *Service) Process(ctx context.Context, raw *envelope.Raw, ref *leadstrea
 	}
 	msg := eventMsg(subject, ev, data)
 	tracing.Inject(ctx, msg.Header) // the webhook's trace goes on to the dispatchers
-	if err := s.fits(msg); err != nil {
-		return 0, &deadLetter{reason: "too_large", err: err}
+	// An event carries the RAW body and its typed data, about twice the
+	// body, so a body that fit in RAW may not fit the server's max_payload
+	// here, and no retry would change that: publishEvent says so with a
+	// *deadLetter.
+	if s.beforePublish != nil {
+		s.beforePublish(ev.Id)
 	}
-	ack, err := s.js.PublishMsg(ctx, msg)
-	if tooLarge(err) {
-		// EVENTS' max_msg_size, or a server with a smaller max_payload
-		// since the reconnect before this publish.
-		return 0, &deadLetter{reason: "too_large", err: fmt.Errorf("publishing event: %w", err)}
-	}
+	ack, err := s.publishEvent(ctx, msg)
 	if err != nil {
-		return 0, fmt.Errorf("publishing event: %w", err)
+		return 0, err
 	}
 	if s.afterPublish != nil {
 		if err := s.afterPublish(ev.Id); err != nil {
 			return 0, err
 		}
 	}
-	if err := s.remember(ctx, key, ack.Sequence); err != nil {
+	if err := s.remember(ctx, key, ack.Sequence, subject); err != nil {
 		return 0, err
 	}
 	if s.afterDedupe != nil {
@@ -260,69 +303,10 @@ func dedupeKey(source, eventID string) string {
 	return "=" + hex.EncodeToString(sum[:])
 }
 
-// fits returns an error when msg is larger than the NATS server's
-// max_payload (which nats.go would refuse to send). An event carries the
-// RAW body and its typed data, about twice the body, so a body that fit in
-// RAW may not fit here, and no retry would change that. A max_msg_size of
-// EVENTS' own is the server's to check: tooLarge recognises its refusal.
-func (s *Service) fits(msg *nats.Msg) error {
-	size := msg.Size() - len(msg.Subject) - len(msg.Reply) // headers and data, as max_payload counts
-	if limit := int(s.js.Conn().MaxPayload()); limit > 0 && size > limit {
-		return fmt.Errorf("event of %d bytes exceeds the NATS server's max_payload of %d", size, limit)
-	}
-	return nil
-}
-
 // tooLarge reports a publish refused for its size, by nats.go (the
 // server's max_payload) or by the stream (its max_msg_size).
 func tooLarge(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.Is(err, nats.ErrMaxPayload) ||
 		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
-}
-
-func (s *Service) remember(ctx context.Context, key string, seq uint64) error {
-	_, err := s.dedupe.Create(ctx, key, []byte(fmt.Sprint(seq)), jetstream.KeyTTL(s.cfg.DedupeTTL.Duration))
-	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-		return fmt.Errorf("recording dedupe key: %w", err)
-	}
-	return nil
-}
-
-// inEvents reports whether EVENTS holds event id on subject since t. Only a
-// redelivery past the duplicate window asks, so the scan is rare and covers
-// one subject from the RAW message's time on.
-func (s *Service) inEvents(ctx context.Context, subject, id string, since time.Time) (bool, error) {
-	start := since.Add(-time.Minute)
-	cons, err := s.js.OrderedConsumer(ctx, streams.EVENTS, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &start,
-		HeadersOnly:    true,
-	})
-	if err != nil {
-		return false, fmt.Errorf("looking for event in EVENTS: %w", err)
-	}
-	for {
-		batch, err := cons.FetchNoWait(512)
-		if err != nil {
-			return false, fmt.Errorf("looking for event in EVENTS: %w", err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			if m.Headers().Get(HdrCEID) == id {
-				return true, nil
-			}
-			if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
-				return false, nil
-			}
-		}
-		if err := batch.Error(); err != nil {
-			return false, fmt.Errorf("looking for event in EVENTS: %w", err)
-		}
-		if n == 0 {
-			return false, nil
-		}
-	}
 }

@@ -123,13 +123,7 @@ normalizer: {ack_wait: 5s, handler_timeout: 2s, retries: 1}
 // start runs a normalizer for kinds until the test ends.
 func (f *fixture) start(kinds ...string) *Service {
 	f.t.Helper()
-	if err := Provision(context.Background(), f.js, f.cfg, kinds); err != nil {
-		f.t.Fatal(err)
-	}
-	s, err := New(context.Background(), Options{Config: f.cfg, URL: f.ns.ClientURL(), JetStream: f.js, Logger: zap.NewNop(), Kinds: kinds})
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	s := f.service(kinds...) // closed after the cleanup below
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -560,7 +554,9 @@ func TestNewOnlyBinds(t *testing.T) {
 	if err := Provision(context.Background(), f.js, f.cfg, []string{"lead", "chat"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(context.Background(), Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop(), Kinds: []string{"lead", "chat"}}); err != nil {
+	s, err := New(context.Background(), Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop(), Kinds: []string{"lead", "chat"}})
+	if err != nil {
 		t.Fatalf("New after Provision: %v", err)
 	}
+	s.Close()
 }

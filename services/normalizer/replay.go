@@ -110,7 +110,7 @@ func (s *Service) publish(ctx context.Context, ev *leadstreamv1.Event) error {
 		return fmt.Errorf("publishing event %s: %w", ev.Id, err)
 	}
 	key := dedupeKey(ev.Source, ev.Id)
-	if _, err := s.dedupe.Put(ctx, key, []byte(fmt.Sprint(ack.Sequence))); err != nil {
+	if _, err := s.dedupe.Put(ctx, key, recordValue(ack.Sequence, msg.Subject)); err != nil {
 		return fmt.Errorf("recording dedupe key: %w", err)
 	}
 	return nil

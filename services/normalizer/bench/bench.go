@@ -100,6 +100,10 @@ type Options struct {
 	// StoreDir is where the JetStream store is made, in a fresh directory
 	// removed afterwards. Default: the system's temporary directory.
 	StoreDir string
+	// CPUProfile, when set, receives a CPU profile (pprof) of the first
+	// kind's measurement alone: from the normalizer's start to its last
+	// ack, without the fill before it.
+	CPUProfile io.Writer
 	// Progress, when set, gets a line as each step starts.
 	Progress io.Writer
 	// Logger receives the normalizer's and nats-server's log lines.
@@ -216,14 +220,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		MaxAckPending: cfg.Normalizer.MaxAckPending,
 	}
 	if o.KindEvents > 0 {
-		for _, kind := range o.Kinds {
+		for i, kind := range o.Kinds {
 			var samples []Sample
 			for _, s := range o.Samples {
 				if s.Kind == kind {
 					samples = append(samples, s)
 				}
 			}
-			res, err := runKind(ctx, &o, &cfg, url, js, kind, samples)
+			var profile io.Writer
+			if i == 0 {
+				profile = o.CPUProfile
+			}
+			res, err := runKind(ctx, &o, &cfg, url, js, kind, samples, profile)
 			if err != nil {
 				return nil, err
 			}

@@ -145,6 +145,11 @@ func TestRun(t *testing.T) {
 		if k.Elapsed <= 0 {
 			t.Errorf("%s: elapsed %s", k.Kind, k.Elapsed)
 		}
+		// Each event, and then its dedupe record, went through its group
+		// commit once.
+		if ev, dd := k.Commits["events"], k.Commits["dedupe"]; ev.Writes != perKind || dd.Writes != perKind || ev.Commits == 0 || dd.Commits == 0 {
+			t.Errorf("%s: commits %+v, want %d events and %d dedupe records written", k.Kind, k.Commits, perKind, perKind)
+		}
 	}
 	e := rep.EndToEnd
 	if e == nil {
@@ -163,7 +168,7 @@ func TestRun(t *testing.T) {
 	if e.Max < e.P99 || e.P99 < e.P50 {
 		t.Errorf("latencies out of order: p50 %s, p99 %s, max %s", e.P50, e.P99, e.Max)
 	}
-	for _, want := range []string{"events/s", "end to end", "GOMAXPROCS 1"} {
+	for _, want := range []string{"events/s", "CPU/event", "per commit", "end to end", "GOMAXPROCS 1"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}

@@ -34,7 +34,9 @@ func runEndToEnd(ctx context.Context, o *Options, cfg *config.Config, url string
 	go func() { ran <- svc.Run(runCtx) }()
 	stopNormalizer := sync.OnceValue(func() error {
 		cancel()
-		return <-ran
+		err := <-ran
+		svc.Close()
+		return err
 	})
 	defer stopNormalizer()
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,8 +34,8 @@ var errStalled = errors.New("no progress")
 // runKind fills RAW with o.KindEvents envelopes of kind, then runs a
 // normalizer for that kind alone with GOMAXPROCS 1 until its consumer has
 // acked every one, timed from the normalizer's start to the last event
-// EVENTS stored.
-func runKind(ctx context.Context, o *Options, cfg *config.Config, url string, js jetstream.JetStream, kind string, samples []Sample) (KindResult, error) {
+// EVENTS stored. profile, when set, receives a CPU profile of that run.
+func runKind(ctx context.Context, o *Options, cfg *config.Config, url string, js jetstream.JetStream, kind string, samples []Sample, profile io.Writer) (KindResult, error) {
 	res := KindResult{Kind: kind, Samples: len(samples), Stored: o.KindEvents}
 	progress(o.Progress, "%s: storing %d RAW envelopes, round robin over %d sample payload(s), before the clock starts", kind, o.KindEvents, len(samples))
 	if err := fill(ctx, js, kind, samples, o.KindEvents); err != nil {
@@ -47,6 +49,8 @@ func runKind(ctx context.Context, o *Options, cfg *config.Config, url string, js
 	if err != nil {
 		return res, fmt.Errorf("bench: %w", err)
 	}
+	// Closed after Run has returned: the deferred calls run last first.
+	defer svc.Close()
 	cons, err := js.PushConsumer(ctx, streams.RAW, normalizer.Durable(kind))
 	if err != nil {
 		return res, fmt.Errorf("bench: consumer %s: %w", normalizer.Durable(kind), err)
@@ -72,12 +76,20 @@ func runKind(ctx context.Context, o *Options, cfg *config.Config, url string, js
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	ran := make(chan error, 1)
+	if profile != nil {
+		if err := pprof.StartCPUProfile(profile); err != nil {
+			return res, fmt.Errorf("bench: CPU profile: %w", err)
+		}
+	}
 	cpu0 := measure.ReadCPU()
 	start := time.Now()
 	go func() { ran <- svc.Run(runCtx) }()
 	events, last, err := awaitKind(ctx, o.Stall, js, cons, base, ran)
 	seen := time.Now()
 	cpu1 := measure.ReadCPU()
+	if profile != nil {
+		pprof.StopCPUProfile()
+	}
 	stop()
 	if !errors.Is(err, errRunEnded) {
 		if runErr := <-ran; runErr != nil && err == nil {
@@ -106,7 +118,45 @@ func runKind(ctx context.Context, o *Options, cfg *config.Config, url string, js
 	}
 	res.Normalized, res.Deduplicated = out["normalized"], out["deduplicated"]
 	res.DeadLettered, res.Failed = out["dead_lettered"], out["failed"]
+	if res.Commits, err = commits(reg); err != nil {
+		return res, err
+	}
 	return res, nil
+}
+
+// commits reads the normalizer's group commits: how many per stream, and
+// how many writes they held.
+func commits(reg *prometheus.Registry) (map[string]Commits, error) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return nil, fmt.Errorf("bench: gathering normalizer metrics: %w", err)
+	}
+	out := map[string]Commits{}
+	for _, mf := range mfs {
+		if mf.GetName() != "leadstream_normalizer_commit_batch_size" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var stream, mode string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "stream":
+					stream = l.GetValue()
+				case "mode":
+					mode = l.GetValue()
+				}
+			}
+			c := out[stream]
+			h := m.GetHistogram()
+			c.Commits += int(h.GetSampleCount())
+			c.Writes += int(h.GetSampleSum())
+			if mode == "atomic" {
+				c.Atomic += int(h.GetSampleCount())
+			}
+			out[stream] = c
+		}
+	}
+	return out, nil
 }
 
 // errRunEnded reports a normalizer that stopped before its work was done.

@@ -33,6 +33,33 @@ type KindResult struct {
 	// Complete says the consumer acked every envelope; false when the
 	// measurement stalled.
 	Complete bool
+	// Commits are the normalizer's group commits, by stream ("events",
+	// "dedupe").
+	Commits map[string]Commits
+}
+
+// Commits counts the group commits into one stream.
+type Commits struct {
+	// Commits is how many there were, Atomic how many of them were atomic
+	// batches, and Writes how many messages they held in all.
+	Commits, Atomic, Writes int
+}
+
+// Mean is the writes per commit.
+func (c Commits) Mean() float64 {
+	if c.Commits == 0 {
+		return 0
+	}
+	return float64(c.Writes) / float64(c.Commits)
+}
+
+// CPUPerEvent is the process's CPU time per event: the core's busy share
+// over the rate. Zero where either is unknown.
+func (k KindResult) CPUPerEvent() time.Duration {
+	if k.Busy < 0 || k.Rate() == 0 {
+		return 0
+	}
+	return time.Duration(k.Busy / k.Rate() * float64(time.Second))
 }
 
 // Rate is events per second.
@@ -111,14 +138,15 @@ func (r *Report) Print(w io.Writer) {
 	p("  ack; per kind %d subscriptions, max_ack_pending %d", r.Subscribers, r.MaxAckPending)
 	if len(r.Kinds) > 0 {
 		p("")
-		p("%-14s %8s %9s %10s %10s %12s", "kind", "events", "seconds", "events/s", "core busy", "other procs")
+		p("%-14s %8s %9s %10s %10s %10s %12s %14s", "kind", "events", "seconds", "events/s", "core busy", "CPU/event", "other procs", "per commit")
 		var (
 			events  int
 			elapsed time.Duration
 			others  float64
 		)
 		for _, k := range r.Kinds {
-			p("%-14s %8d %9.3f %10.0f %10s %12s", k.Kind, k.Events, k.Elapsed.Seconds(), k.Rate(), percent(k.Busy), measure.CPUs(k.Others))
+			p("%-14s %8d %9.3f %10.0f %10s %10s %12s %14s", k.Kind, k.Events, k.Elapsed.Seconds(), k.Rate(), percent(k.Busy), micros(k.CPUPerEvent()),
+				measure.CPUs(k.Others), fmt.Sprintf("%.0f / %.0f", k.Commits["events"].Mean(), k.Commits["dedupe"].Mean()))
 			events += k.Events
 			elapsed += k.Elapsed
 			others = max(others, k.Others)
@@ -126,8 +154,9 @@ func (r *Report) Print(w io.Writer) {
 		if len(r.Kinds) > 1 && elapsed > 0 {
 			p("%-14s %8d %9.3f %10.0f", "all, in turn", events, elapsed.Seconds(), float64(events)/elapsed.Seconds())
 		}
-		p("  (core busy: this process's CPU time - normalizer, nats-server, polling - per second of the run;")
-		p("   other procs: CPUs' worth of time other processes used meanwhile)")
+		p("  (core busy: this process's CPU time - normalizer, nats-server, polling - per second of the run, and per event;")
+		p("   other procs: CPUs' worth of time other processes used meanwhile; per commit: events and dedupe records")
+		p("   committed together on average, as one atomic batch or as individual publishes in flight together)")
 		if others > measure.Noisy {
 			p("other work shared the cores: the figures are noisy, run again on a quiet machine")
 		}
@@ -175,6 +204,14 @@ func (r *Report) Print(w io.Writer) {
 			p("  too slowly for --e2e-workers %d to keep the rate", e.Workers)
 		}
 	}
+}
+
+// micros formats a CPU time per event, "-" when unknown.
+func micros(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
 }
 
 // percent formats a share of one core, "-" when unknown.
