@@ -55,7 +55,7 @@ type Service struct {
 	log        *zap.Logger
 	m          *metrics
 	lanes      []*lane
-	projection *leads.Store
+	projection *leads.Writer
 	now        func() time.Time
 }
 
@@ -113,7 +113,8 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		}
 		l := &lane{cfg: ac, ad: ad, js: s.js, events: events, st: states{kv: kv}, log: s.log, m: s.m,
 			maxPark: cfg.Dispatcher.MaxPark.Duration, subscribed: subscribedFunc(ac), now: s.now,
-			member: member, partitions: cfg.Dispatcher.Partitions, ackWait: cfg.Dispatcher.AckWait.Duration}
+			member: member, partitions: cfg.Dispatcher.Partitions, ackWait: cfg.Dispatcher.AckWait.Duration,
+			holdFor: holdFor(cfg.Dispatcher.AckWait.Duration)}
 		l.own = newOwnership(member, l.partitions, l.handoverGrace(), s.now)
 		if err := checkGroup(ctx, s.js, ac, l.partitions); err != nil {
 			return nil, fmt.Errorf("dispatcher: adapter %s: %w", ac.Name, err)
@@ -127,7 +128,15 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dispatcher: %w", err)
 		}
-		s.projection = leads.NewStore(lkv)
+		st, err := s.js.Stream(ctx, leadsStream)
+		if err != nil {
+			return nil, fmt.Errorf("dispatcher: %w", err)
+		}
+		atomic := st.CachedInfo().Config.AllowAtomicPublish
+		if !atomic {
+			s.log.Warn("stream takes no atomic batches, the projection writes one by one: run leadstream provision", zap.String("stream", leadsStream))
+		}
+		s.projection = leads.NewWriter(s.js, lkv, atomic)
 		s.m.initConsumer(projectionConsumer.Durable)
 	}
 	return s, nil
@@ -171,11 +180,17 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg *config.Config) 
 	if _, err := streams.EnsureKV(ctx, js, leads.BucketConfig(cfg.NATS.Replicas)); err != nil {
 		return err
 	}
+	if err := streams.AllowAtomicPublish(ctx, js, leads.Bucket); err != nil {
+		return err
+	}
 	if _, err := js.CreateOrUpdateConsumer(ctx, streams.EVENTS, projectionConsumer); err != nil {
 		return fmt.Errorf("dispatcher: projection consumer: %w", err)
 	}
 	return nil
 }
+
+// leadsStream is the leads bucket's stream.
+const leadsStream = "KV_" + leads.Bucket
 
 // Run dispatches until ctx ends, then closes the adapters.
 func (s *Service) Run(ctx context.Context) error {

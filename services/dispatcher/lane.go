@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/tracing"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 	"github.com/leadstream/leadstream/services/dispatcher/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/kvcas"
 )
 
 // lane delivers to one adapter: its share of the adapter's consumer group
@@ -36,13 +38,15 @@ import (
 // derived again from the ordering state by every sweep. An LMS that is slow
 // or down only ever slows its own lane.
 //
-// Admitting an event (recording it in its aggregate's queue and acking it)
-// and delivering are done by different workers: admission is one KV write
-// and never waits behind an LMS, so an EVENTS message is acked well within
-// ack_wait even while its aggregate is busy delivering. (Admitted behind
-// deliveries, messages of a busy aggregate outlived ack_wait, came back,
-// and a copy that arrived after its event had left the bounded list of
-// delivered ids was delivered a second time.)
+// Admitting an event (taking it into its aggregate's queue) and delivering
+// are done by different workers: admission never waits behind an LMS, so
+// an EVENTS message is acked well within ack_wait even while its aggregate
+// is busy delivering. (Admitted behind deliveries, messages of a busy
+// aggregate outlived ack_wait, came back, and a copy that arrived after
+// its event had left the bounded list of delivered ids was delivered a
+// second time.) An event its aggregate can deliver next is held in memory
+// instead of written, for at most holdFor: the write that records its
+// delivery admits it too, one write instead of two (cache.go).
 //
 // A lane delivers only the aggregates of the partitions it owns, and from
 // a partition it took over from a member that is still running, only after
@@ -66,6 +70,10 @@ type lane struct {
 	ackWait    time.Duration
 	own        *ownership
 	timers     *localTimers
+	// cache holds the ordering states the lane works on and the events
+	// it holds (cache.go); holdFor is the longest an event is held.
+	cache   *aggCache
+	holdFor time.Duration
 	// sweepNow asks the sweep for a round now (partitions were gained).
 	sweepNow chan struct{}
 	// busy counts the pumps running per partition, so that a partition
@@ -198,6 +206,16 @@ type handover struct {
 // woken). `dlq replay` does, after it delivered an event others wait for.
 func wakeSubject(adapter string) string { return "dispatch.wake." + adapter }
 
+// holdFor is the longest an event is held for ackWait: well within
+// ack_wait, and short enough that a member's consumer is seen acking
+// between two of the other members' looks (reap), whatever its LMS does.
+func holdFor(ackWait time.Duration) time.Duration {
+	if d := min(ackWait/2, time.Second); d > 0 {
+		return d
+	}
+	return time.Second
+}
+
 // handoverGrace is how long a partition taken over from a running member
 // waits before its deliveries start when that member does not say it
 // released it: that member's longest step after it learned it lost the
@@ -242,6 +260,7 @@ func (l *lane) run(ctx context.Context, workers, maxAckPending int) error {
 		hoSub   *nats.Subscription
 	)
 	l.timers = newLocalTimers(l.wake)
+	l.cache = newAggCache()
 	l.sweepNow = make(chan struct{}, 1)
 	l.busy = map[int]int{}
 	l.admitters = make([]chan admission, workers)
@@ -291,8 +310,15 @@ func (l *lane) run(ctx context.Context, workers, maxAckPending int) error {
 		wg.Go(func() { l.admitLoop(ctx, l.admitters[i]) })
 		wg.Go(func() { l.pumpLoop(ctx, l.pumps[i]) })
 	}
+	wg.Go(func() { l.flushHeld(ctx) })
 	var err error
-	wakeSub, err = l.js.Conn().Subscribe(wakeSubject(l.cfg.Name), func(m *nats.Msg) { l.wake(string(m.Data)) })
+	wakeSub, err = l.js.Conn().Subscribe(wakeSubject(l.cfg.Name), func(m *nats.Msg) {
+		// Whoever asks has written the state (`dlq replay`).
+		if am := l.cache.peek(string(m.Data)); am != nil {
+			am.stale.Store(true)
+		}
+		l.wake(string(m.Data))
+	})
 	if err != nil {
 		return fmt.Errorf("dispatcher %s: %w", l.cfg.Name, err)
 	}
@@ -373,6 +399,9 @@ func (l *lane) partitionsChanged(rev uint64, gained map[int]time.Time, lost []in
 	l.log.Info("partitions changed", zap.String("adapter", l.cfg.Name), zap.String("member", l.member),
 		zap.Int("gained", len(gained)), zap.Int("lost", len(lost)), zap.Int("owned", l.own.owned()))
 	l.m.partitions.WithLabelValues(l.cfg.Name).Set(float64(l.own.owned()))
+	// What this process knew of an aggregate may be older than another
+	// member's writes now.
+	l.cache.staleAll()
 	if len(lost) > 0 {
 		go l.releaseWhenIdle(rev, lost)
 	}
@@ -516,8 +545,11 @@ func nakDelay(m jetstream.Msg) time.Duration {
 	return min(time.Second<<min(n-1, 6), time.Minute)
 }
 
-// admit records an EVENTS message in its aggregate's queue, durably, and
-// acks it: from here on the queue, not the consumer, holds the event. It
+// admit takes an EVENTS message into its aggregate's queue. An event the
+// aggregate can deliver next is held (cache.go): its message is acked by
+// the write that records its delivery, or by one made within holdFor.
+// Any other event is written to the queue, durably, and its message acked
+// at once: from there on the queue, not the consumer, holds it. admit
 // returns the aggregate to pump ("" when nothing was queued).
 func (l *lane) admit(ctx context.Context, agg string, m jetstream.Msg) (string, error) {
 	md, err := eventsMetadata(m)
@@ -543,32 +575,223 @@ func (l *lane) admit(ctx context.Context, agg string, m jetstream.Msg) (string, 
 		return "", m.Ack()
 	}
 	key := stateKey(l.cfg.Name, agg)
-	hashed := hashedKey(key, l.cfg.Name)
-	e := &entry{ID: ev.Id, Seq: md.Sequence.Stream, Type: ev.Type, Requires: requires(&ev, l.subscribed), Provides: provides(&ev), Since: l.now()}
-	st, err := l.st.update(ctx, key, func(st *aggState) bool {
-		if st.index(e.ID) >= 0 || containsStr(st.Delivered, e.ID) {
-			return false // a redelivered EVENTS message
-		}
-		if hashed {
-			st.Aggregate = agg
-		}
-		st.Queue = append(st.Queue, e)
-		return true
-	})
-	if reason, ok := permanent(err); ok {
+	if err := natskey.CheckKey(key); err != nil {
 		// No redelivery can cure it: dead-letter rather than loop.
-		if err := l.deadLetter(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data(), reason, err, nil, 0); err != nil {
+		if err := l.deadLetter(ctx, m.Subject(), md.Sequence.Stream, m.Headers(), m.Data(), "invalid_key", fmt.Errorf("writing ordering state: %w", err), nil, 0); err != nil {
 			return "", err
 		}
 		return "", m.Ack()
 	}
+	e := &entry{ID: ev.Id, Seq: md.Sequence.Stream, Type: ev.Type, Requires: requires(&ev, l.subscribed), Provides: provides(&ev), Since: l.now()}
+
+	am := l.cache.lock(agg, key)
+	defer am.mu.Unlock()
+	if err := l.current(ctx, am); err != nil {
+		return "", err
+	}
+	if am.st.has(e.ID) {
+		return agg, m.Ack() // a redelivered EVENTS message
+	}
+	if h := am.heldFor(e.ID); h != nil {
+		// A copy of a message held here: the consumer was made again (the
+		// group changed) and the first copy's ack would be lost.
+		h.m = m
+		return agg, nil
+	}
+	h := &held{e: e, m: m, ev: &ev, at: time.Now()}
+	am.hold(h)
+	if l.mayHold(am, agg, e) {
+		return agg, nil
+	}
+	err = l.persist(ctx, am, nil)
+	if am.heldFor(e.ID) == h {
+		// Not written: the caller naks the message, and it comes back.
+		am.release([]*held{h})
+		if err == nil {
+			err = errors.New("admitting event: not written")
+		}
+	}
 	if err != nil {
 		return "", err
 	}
-	if !st.satisfied(e) {
+	if !am.st.satisfied(e) {
 		l.schedule(ctx, agg, e.Since.Add(l.maxPark))
 	}
-	return agg, m.Ack()
+	return agg, nil
+}
+
+// mayHold reports whether e, just held for agg, may stay held rather than
+// be written at once: this member delivers agg now, nothing holds agg back
+// (a retry), e's prerequisites are established, and not too many are held.
+func (l *lane) mayHold(am *aggMem, agg string, e *entry) bool {
+	if len(am.held) > maxHeld || am.st.Retry != nil || !am.st.satisfied(e) {
+		return false
+	}
+	ok, _ := l.own.deliverable(agg)
+	return ok
+}
+
+// current makes am's state fresh: read again when it is not known, was
+// marked stale, or is older than stateFresh. Held events the state read
+// already holds (a copy of their message was admitted elsewhere) are no
+// longer held, and their messages are acked.
+func (l *lane) current(ctx context.Context, am *aggMem) error {
+	now := time.Now()
+	if am.fresh(now) {
+		return nil
+	}
+	am.stale.Store(false) // before the read: a mark made during it stays
+	st, rev, err := l.st.load(ctx, am.key)
+	if err != nil {
+		return err
+	}
+	am.set(st, rev, now)
+	l.releaseWritten(am)
+	return nil
+}
+
+// releaseWritten stops holding the events am's state holds, and acks
+// their messages.
+func (l *lane) releaseWritten(am *aggMem) {
+	var written []*held
+	for _, h := range am.held {
+		if am.st.has(h.e.ID) {
+			written = append(written, h)
+		}
+	}
+	if len(written) > 0 {
+		am.release(written)
+		for _, h := range written {
+			_ = h.m.Ack()
+		}
+	}
+}
+
+// write stores agg's state with the held events hs added to its queue
+// (those it does not have) and f applied (f reports whether it changed
+// anything; nil changes nothing), by compare-and-set on the revision am
+// knows; then it acks hs's messages. When another writer got there first,
+// it reads the state again and starts over, a bounded number of times
+// (kvcas.Attempts): past that it returns an error wrapping
+// kvcas.ErrContention, which the caller retries later. am.mu is held.
+func (l *lane) write(ctx context.Context, am *aggMem, hs []*held, f func(*aggState) bool) error {
+	hashed := hashedKey(am.key, l.cfg.Name)
+	for attempt := range kvcas.Attempts {
+		if attempt > 0 {
+			if err := kvcas.Backoff(ctx, attempt); err != nil {
+				return fmt.Errorf("writing ordering state %s: %w", am.key, err)
+			}
+		}
+		if am.st == nil || attempt > 0 {
+			st, rev, err := l.st.load(ctx, am.key)
+			if err != nil {
+				return err
+			}
+			am.set(st, rev, time.Now())
+		}
+		next := am.st.clone()
+		changed := false
+		for _, h := range hs {
+			if !next.has(h.e.ID) {
+				next.Queue = append(next.Queue, h.e)
+				changed = true
+				if hashed {
+					next.Aggregate = am.agg
+				}
+			}
+		}
+		if f != nil && f(next) {
+			changed = true
+		}
+		if changed {
+			rev, err := l.st.put(ctx, am.key, next, am.rev)
+			if kvcas.Conflict(err) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			am.set(next, rev, time.Now())
+		}
+		am.release(hs)
+		for _, h := range hs {
+			_ = h.m.Ack()
+		}
+		return nil
+	}
+	return fmt.Errorf("writing ordering state %s: %d attempts lost to other writers: %w", am.key, kvcas.Attempts, kvcas.ErrContention)
+}
+
+// persist writes am's state with every held event and f applied (see
+// write). When the bucket refuses that for good (a state grown too large
+// for the server), it admits the held events one by one, in their order,
+// dead-letters those it cannot, as admission always did, and then applies
+// f alone. am.mu is held.
+func (l *lane) persist(ctx context.Context, am *aggMem, f func(*aggState) bool) error {
+	err := l.write(ctx, am, slices.Clone(am.held), f)
+	if _, ok := permanent(err); !ok || len(am.held) == 0 {
+		return err
+	}
+	for _, h := range slices.Clone(am.held) {
+		werr := l.write(ctx, am, []*held{h}, nil)
+		if reason, ok := permanent(werr); ok {
+			if err := l.deadLetter(ctx, h.m.Subject(), h.e.Seq, h.m.Headers(), h.m.Data(), reason, werr, nil, 0); err != nil {
+				return err
+			}
+			am.release([]*held{h})
+			_ = h.m.Ack()
+			continue
+		}
+		if werr != nil {
+			return werr
+		}
+	}
+	if f == nil {
+		return nil
+	}
+	return l.write(ctx, am, nil, f)
+}
+
+// record applies f to agg's state and writes it, with the events held for
+// agg (see persist).
+func (l *lane) record(ctx context.Context, agg string, f func(*aggState) bool) error {
+	am := l.cache.lock(agg, stateKey(l.cfg.Name, agg))
+	defer am.mu.Unlock()
+	return l.persist(ctx, am, f)
+}
+
+// flushHeld runs while the lane does: every holdFor/4 it writes the events
+// held longer than holdFor, and those of aggregates this member does not
+// deliver now (the partitions moved), so that their messages are acked
+// well within ack_wait and a busy or slow aggregate never looks like a
+// dead member's; and it drops from the cache what it no longer needs.
+func (l *lane) flushHeld(ctx context.Context) {
+	t := time.NewTicker(l.holdFor / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		for _, am := range l.cache.holding(time.Time{}) {
+			mine, _ := l.own.deliverable(am.agg)
+			if since := am.heldSince.Load(); since == 0 || (mine && now.Sub(time.Unix(0, since)) < l.holdFor) {
+				continue
+			}
+			am.mu.Lock()
+			if !am.evicted && len(am.held) > 0 {
+				rctx, cancel := recordCtx(ctx)
+				if err := l.persist(rctx, am, nil); err != nil && ctx.Err() == nil {
+					l.log.Warn("writing held events failed, will retry", zap.String("adapter", l.cfg.Name), zap.Error(err))
+				}
+				cancel()
+			}
+			am.mu.Unlock()
+		}
+		l.cache.evict(now)
+	}
 }
 
 // permanent tells a failure no retry will cure from a transient one, and
@@ -585,15 +808,6 @@ func permanent(err error) (reason string, ok bool) {
 	default:
 		return "", false
 	}
-}
-
-func containsStr(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // pump delivers the aggregate's deliverable events, in order, until none is
@@ -618,19 +832,23 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 			}
 			return nil // another member's
 		}
-		st, _, err := l.st.load(ctx, key)
-		if err != nil {
+		am := l.cache.lock(agg, key)
+		if err := l.current(ctx, am); err != nil {
+			am.mu.Unlock()
 			return err
 		}
+		st := am.view()
 		now := l.now()
 		e, orphan := st.next(now, l.maxPark)
 		if e == nil {
+			am.mu.Unlock()
 			return nil
 		}
 		attempt, first, log := 1, now, []string(nil)
 		var pending *retry // a dead letter DLQ did not take yet
 		if st.Retry != nil && st.Retry.ID == e.ID {
 			if now.Before(st.Retry.Next) {
+				am.mu.Unlock()
 				return nil // its timer will come
 			}
 			attempt, first, log = st.Retry.Attempts+1, st.Retry.First, st.Retry.Log
@@ -638,33 +856,54 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 				pending = st.Retry
 			}
 		}
-		raw, err := l.events.GetMsg(ctx, e.Seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) && l.mayLag(ctx, e) {
-			// A direct get is answered by any replica, and one that is
-			// catching up (a node just restarted) has not got the event yet.
-			return fmt.Errorf("reading event %s: sequence %d not on the replica that answered yet", e.ID, e.Seq)
+		var lacks []string
+		if orphan {
+			lacks = missing(st, e)
 		}
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			if err := l.deadLetter(ctx, "", e.Seq, nil, nil, "event_missing", fmt.Errorf("event %s no longer in EVENTS (sequence %d)", e.ID, e.Seq), log, attempt-1); err != nil {
-				return err // it stays queued, and is dead-lettered on a later pump
+		// A held event's body and headers are at hand; the others are read
+		// back from EVENTS.
+		var (
+			ev     *leadstreamv1.Event
+			header nats.Header
+			copyOf jetstream.Msg // the held event's group stream message
+		)
+		if h := am.heldFor(e.ID); h != nil && pending == nil {
+			ev, header, copyOf = h.ev, h.m.Headers(), h.m
+		}
+		am.mu.Unlock()
+
+		var raw *jetstream.RawStreamMsg
+		if ev == nil {
+			var err error
+			raw, err = l.events.GetMsg(ctx, e.Seq)
+			if errors.Is(err, jetstream.ErrMsgNotFound) && l.mayLag(ctx, e) {
+				// A direct get is answered by any replica, and one that is
+				// catching up (a node just restarted) has not got the event yet.
+				return fmt.Errorf("reading event %s: sequence %d not on the replica that answered yet", e.ID, e.Seq)
 			}
-			if _, err := l.st.update(ctx, key, func(st *aggState) bool { st.done(e.ID, false); return true }); err != nil {
-				return err
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				if err := l.deadLetter(ctx, "", e.Seq, nil, nil, "event_missing", fmt.Errorf("event %s no longer in EVENTS (sequence %d)", e.ID, e.Seq), log, attempt-1); err != nil {
+					return err // it stays queued, and is dead-lettered on a later pump
+				}
+				if err := l.record(ctx, agg, func(st *aggState) bool { st.done(e.ID, false); return true }); err != nil {
+					return err
+				}
+				continue
 			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("reading event %s: %w", e.ID, err)
-		}
-		if pending != nil {
-			if err := l.giveUp(ctx, agg, e, raw, pending.DeadLetter, errors.New(pending.Error), pending.Log, pending.Attempts, pending.First); err != nil {
-				return err
+			if err != nil {
+				return fmt.Errorf("reading event %s: %w", e.ID, err)
 			}
-			continue
-		}
-		var ev leadstreamv1.Event
-		if err := proto.Unmarshal(raw.Data, &ev); err != nil {
-			return fmt.Errorf("decoding event %s: %w", e.ID, err)
+			if pending != nil {
+				if err := l.giveUp(ctx, agg, e, raw, pending.DeadLetter, errors.New(pending.Error), pending.Log, pending.Attempts, pending.First); err != nil {
+					return err
+				}
+				continue
+			}
+			ev = &leadstreamv1.Event{}
+			if err := proto.Unmarshal(raw.Data, ev); err != nil {
+				return fmt.Errorf("decoding event %s: %w", e.ID, err)
+			}
+			header = raw.Header
 		}
 
 		// A delivery that has started is finished, also when shutdown has
@@ -673,15 +912,12 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.Timeout.Duration)
 		// The webhook's trace, from the EVENTS message: the first attempt is
 		// part of it, a retry is linked to it.
-		dctx, span := tracing.Start(dctx, "deliver "+l.cfg.Name, raw.Header, attempt > 1, trace.WithSpanKind(trace.SpanKindProducer),
+		dctx, span := tracing.Start(dctx, "deliver "+l.cfg.Name, header, attempt > 1, trace.WithSpanKind(trace.SpanKindProducer),
 			trace.WithAttributes(attribute.String("leadstream.adapter", l.cfg.Name), attribute.String("leadstream.event_id", e.ID),
 				attribute.String("leadstream.type", e.Type), attribute.Int("leadstream.attempt", attempt), attribute.Bool("leadstream.orphan", orphan),
 				attribute.Int64("messaging.nats.stream_sequence", int64(e.Seq))))
 		start := time.Now()
-		d := &adapter.Delivery{Event: &ev, Orphan: orphan, Attempt: attempt}
-		if orphan {
-			d.Missing = missing(st, e)
-		}
+		d := &adapter.Delivery{Event: ev, Orphan: orphan, Attempt: attempt, Missing: lacks}
 		derr := l.ad.Deliver(dctx, d)
 		if derr != nil {
 			span.SetStatus(codes.Error, adapter.Detail(derr))
@@ -702,7 +938,7 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 
 		switch {
 		case derr == nil:
-			if err := l.recordDelivered(ctx, key, e.ID); err != nil {
+			if err := l.recordDelivered(ctx, agg, e.ID); err != nil {
 				return err
 			}
 			label := "delivered"
@@ -721,6 +957,9 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 			if !adapter.IsTerminal(derr) {
 				reason = "retries_exhausted"
 			}
+			if raw == nil {
+				raw = rawOf(e, copyOf)
+			}
 			if err := l.giveUp(ctx, agg, e, raw, reason, derr, log, attempt, first); err != nil {
 				return err
 			}
@@ -731,7 +970,7 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 			}
 			next := now.Add(delay)
 			rctx, cancel := recordCtx(ctx)
-			_, err := l.st.update(rctx, key, func(st *aggState) bool {
+			err := l.record(rctx, agg, func(st *aggState) bool {
 				if st.index(e.ID) < 0 {
 					return false
 				}
@@ -757,11 +996,11 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 // runs, for up to recordPersist: long enough for the bucket's stream to
 // elect a new leader when a node is lost. Once shutdown has begun, it gets
 // one attempt of recordTimeout.
-func (l *lane) recordDelivered(ctx context.Context, key, id string) error {
+func (l *lane) recordDelivered(ctx context.Context, agg, id string) error {
 	deadline := time.Now().Add(recordPersist)
 	for {
 		rctx, cancel := recordCtx(ctx)
-		_, err := l.st.update(rctx, key, func(st *aggState) bool { st.done(id, true); return true })
+		err := l.record(rctx, agg, func(st *aggState) bool { st.done(id, true); return true })
 		cancel()
 		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
 			return err
@@ -785,18 +1024,16 @@ const recordPersist = 30 * time.Second
 // without its letter. Like every record of an LMS's answer, it is made
 // even when shutdown has begun, within recordTimeout for each write.
 func (l *lane) giveUp(ctx context.Context, agg string, e *entry, raw *jetstream.RawStreamMsg, reason string, cause error, log []string, attempts int, first time.Time) error {
-	key := stateKey(l.cfg.Name, agg)
 	rctx, cancel := recordCtx(ctx)
 	dlErr := l.deadLetter(rctx, raw.Subject, e.Seq, raw.Header, raw.Data, reason, cause, log, attempts)
 	cancel()
 	rctx, cancel = recordCtx(ctx)
 	defer cancel()
 	if dlErr == nil {
-		_, err := l.st.update(rctx, key, func(st *aggState) bool { st.done(e.ID, false); return true })
-		return err
+		return l.record(rctx, agg, func(st *aggState) bool { st.done(e.ID, false); return true })
 	}
 	next := l.now().Add(l.backoff(attempts))
-	if _, err := l.st.update(rctx, key, func(st *aggState) bool {
+	if err := l.record(rctx, agg, func(st *aggState) bool {
 		if st.index(e.ID) < 0 {
 			return false
 		}
@@ -809,6 +1046,16 @@ func (l *lane) giveUp(ctx context.Context, agg string, e *entry, raw *jetstream.
 		zap.String("reason", reason), zap.Time("next", next), zap.Error(dlErr))
 	l.schedule(ctx, agg, next)
 	return nil
+}
+
+// rawOf is e's EVENTS message, for a dead letter, made from its copy m in
+// the adapter's group stream rather than read back (which would wait on
+// JetStream): the same body and headers (plus those the sourcing added,
+// which a letter does not keep), and m's subject without the partition
+// the group put in front.
+func rawOf(e *entry, m jetstream.Msg) *jetstream.RawStreamMsg {
+	_, subject, _ := strings.Cut(m.Subject(), ".")
+	return &jetstream.RawStreamMsg{Subject: subject, Sequence: e.Seq, Header: m.Headers(), Data: m.Data()}
 }
 
 func errorText(err error) string {
@@ -963,6 +1210,12 @@ func (l *lane) sweepOnce(ctx context.Context) {
 		}
 		if mine, _ := l.own.deliverable(agg); !mine {
 			continue
+		}
+		if am := l.cache.peek(agg); am != nil && am.mu.TryLock() {
+			if am.rev < e.Revision() {
+				am.stale.Store(true) // written by someone else
+			}
+			am.mu.Unlock()
 		}
 		for _, q := range st.Queue {
 			if !st.satisfied(q) {

@@ -28,7 +28,7 @@ import (
 func TestLongAggregate(t *testing.T) {
 	lms := newFakeLMS(t)
 	f := newFixture(t, adapterYAML("crm", lms.srv.URL, ""))
-	s, _ := f.start()
+	f.start()
 	agg := "mp-leads/conversation/" + strings.Repeat("c", 3000)
 	f.publish(event("chat-long", "chat.message", agg, t0.Add(time.Minute)))
 	f.publish(event("lead-long", "lead.created", agg, t0))
@@ -41,8 +41,12 @@ func TestLongAggregate(t *testing.T) {
 	}
 	f.publish(event("bid-after", "bid.placed", "ad/1", t0))
 	lms.waitFor(3)
+	kv, err := f.js.KeyValue(context.Background(), leads.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
 	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		_, err := s.projection.Get(context.Background(), agg)
+		_, err := leads.NewStore(kv).Get(context.Background(), agg)
 		return err
 	})
 	if k := leads.Key(agg); natskey.CheckKey(k) != nil {

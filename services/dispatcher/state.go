@@ -62,6 +62,22 @@ const maxDelivered = 64
 // maxLog bounds the attempt outcomes kept for a dead letter.
 const maxLog = 50
 
+// clone returns a copy of st whose slices can be changed without changing
+// st's (entries and the retry are shared: they are replaced, never changed
+// in place).
+func (st *aggState) clone() *aggState {
+	c := *st
+	c.Facts = slices.Clone(st.Facts)
+	c.Delivered = slices.Clone(st.Delivered)
+	c.Queue = slices.Clone(st.Queue)
+	return &c
+}
+
+// has reports whether event id is queued in st or was done with lately.
+func (st *aggState) has(id string) bool {
+	return st.index(id) >= 0 || slices.Contains(st.Delivered, id)
+}
+
 func (st *aggState) satisfied(e *entry) bool {
 	for _, f := range e.Requires {
 		if !slices.Contains(st.Facts, f) {
@@ -240,6 +256,25 @@ func (s states) load(ctx context.Context, key string) (*aggState, uint64, error)
 		return nil, 0, fmt.Errorf("decoding ordering state %s: %w", key, err)
 	}
 	return st, e.Revision(), nil
+}
+
+// put stores st under key if the key is still at revision rev (0: if it
+// does not exist), and returns the new revision. A write that lost to
+// another writer returns an error for which kvcas.Conflict is true.
+func (s states) put(ctx context.Context, key string, st *aggState, rev uint64) (uint64, error) {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return 0, fmt.Errorf("encoding ordering state %s: %w", key, err)
+	}
+	if rev == 0 {
+		rev, err = s.kv.Create(ctx, key, data)
+	} else {
+		rev, err = s.kv.Update(ctx, key, data, rev)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("writing ordering state %s: %w", key, err)
+	}
+	return rev, nil
 }
 
 // update applies f to the current state and stores the result; f returns

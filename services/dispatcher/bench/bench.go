@@ -102,6 +102,10 @@ type Options struct {
 	// directory removed afterwards. Default: the system's temporary
 	// directory.
 	StoreDir string
+	// CPUProfile, when set, receives a CPU profile (pprof) of the
+	// throughput measurement alone: from the dispatcher's start to the LMS
+	// accepting the last event, without the fill before it.
+	CPUProfile io.Writer
 	// Progress, when set, gets a line as each step starts.
 	Progress io.Writer
 	// Logger receives the services' and nats-server's log lines. Default:

@@ -3,7 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
+	"io"
+	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -11,9 +15,16 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/pcgroups"
+	"go.uber.org/zap"
 
 	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/measure"
 	"github.com/leadstream/leadstream/pkg/natsconn"
+	"github.com/leadstream/leadstream/pkg/natstest"
+	"github.com/leadstream/leadstream/pkg/streams"
+	"github.com/leadstream/leadstream/services/dispatcher"
+	"github.com/leadstream/leadstream/services/dispatcher/adapter/webhook"
 )
 
 // demoConfig is the config `make bench` uses.
@@ -293,3 +304,106 @@ func TestBenchAdapter(t *testing.T) {
 		t.Fatalf("bench adapter without a template %+v", a)
 	}
 }
+
+// BenchmarkThroughput runs the throughput measurement of `leadstream
+// bench` (5,000 events over 500 conversations, the demo config, leads
+// projection on) once per iteration, and reports its deliveries/s and the
+// process's CPU time per delivery. -args -throughput.cpuprofile=FILE
+// writes a CPU profile of the measurement alone (without the fill);
+// -args -throughput.noprojection leaves the projection out.
+func BenchmarkThroughput(b *testing.B) {
+	for b.Loop() {
+		o := Options{Config: demoConfig(b), StoreDir: b.TempDir(), NoProjection: *noProjection}
+		var profile *os.File
+		if *cpuProfile != "" {
+			var err error
+			if profile, err = os.Create(*cpuProfile); err != nil {
+				b.Fatal(err)
+			}
+			o.CPUProfile = profile
+		}
+		rep, err := Run(context.Background(), o)
+		if profile != nil {
+			if cerr := profile.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		tp := rep.Throughput
+		if !tp.Complete || tp.Duplicates != 0 || tp.OutOfOrder != 0 {
+			b.Fatalf("complete %v, duplicates %d, out of order %d", tp.Complete, tp.Duplicates, tp.OutOfOrder)
+		}
+		b.ReportMetric(tp.Rate(), "deliveries/s")
+		if tp.Busy >= 0 {
+			b.ReportMetric(tp.Busy*tp.Elapsed.Seconds()/float64(tp.Delivered)*1e3, "cpu-ms/delivery")
+			b.ReportMetric(tp.Others, "other-cpus")
+		}
+	}
+}
+
+// BenchmarkGroupStream measures what BenchmarkThroughput cannot exceed:
+// the adapter's consumer group alone, on the same 5,000 events and the same
+// JetStream (fsync before every ack). Provision makes the group, whose
+// stream sources EVENTS as the dispatcher starts; one member consumes it,
+// pinned and filtered on its partitions, and acks each message at once,
+// which removes it from the work queue: two synced writes of the group's
+// stream per event (the sourced copy and the removal), serialized with the
+// consumer's reads. Nothing is admitted, delivered, recorded or projected.
+func BenchmarkGroupStream(b *testing.B) {
+	for b.Loop() {
+		cfg := demoConfig(b)
+		cfg.NATS.Replicas = 1
+		cfg.Adapters = []config.Adapter{benchAdapter(cfg, webhook.GenerateSecret())}
+		ctx := context.Background()
+		j, err := startJetStream(&Options{StoreDir: b.TempDir(), Progress: io.Discard, Logger: zap.NewNop()}, "group", "group")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ensureStreams(ctx, j.js, cfg, false); err != nil {
+			b.Fatal(err)
+		}
+		const events = 5000
+		if err := fill(ctx, j.js, plan(events, 500, false)); err != nil {
+			b.Fatal(err)
+		}
+		if err := dispatcher.Provision(ctx, j.js, cfg); err != nil {
+			b.Fatal(err)
+		}
+		group := "dispatch-" + adapterName
+		if _, err := pcgroups.AddMembers(ctx, j.js, streams.EVENTS, group, []string{"bench"}); err != nil {
+			b.Fatal(err)
+		}
+		var acked atomic.Int64
+		cpu0, start := measure.ReadCPU(), time.Now()
+		cc, err := pcgroups.ElasticConsume(ctx, j.js, streams.EVENTS, group, "bench", func(m jetstream.Msg) {
+			if m.Ack() == nil {
+				acked.Add(1)
+			}
+		}, jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy, AckWait: cfg.Dispatcher.AckWait.Duration,
+			MaxDeliver: -1, MaxAckPending: cfg.Dispatcher.MaxAckPending})
+		if err != nil {
+			b.Fatal(err)
+		}
+		natstest.CheckFor(b, time.Minute, pollEvery, func() error {
+			if n := acked.Load(); n < events {
+				return fmt.Errorf("%d of %d acked", n, events)
+			}
+			return nil
+		})
+		elapsed, cpu1 := time.Since(start), measure.ReadCPU()
+		cc.Stop()
+		j.close()
+		b.ReportMetric(events/elapsed.Seconds(), "msgs/s")
+		if busy, others := cpu0.Use(cpu1, runtime.NumCPU()); busy >= 0 {
+			b.ReportMetric(busy*elapsed.Seconds()/events*1e3, "cpu-ms/msg")
+			b.ReportMetric(others, "other-cpus")
+		}
+	}
+}
+
+var (
+	cpuProfile   = flag.String("throughput.cpuprofile", "", "BenchmarkThroughput: write a CPU profile of the measurement to this file")
+	noProjection = flag.Bool("throughput.noprojection", false, "BenchmarkThroughput: leave the leads projection out")
+)

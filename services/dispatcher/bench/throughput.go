@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -119,11 +120,19 @@ func runThroughput(ctx context.Context, o *Options, cfg *config.Config, secret s
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	ran := make(chan error, 1)
+	if o.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(o.CPUProfile); err != nil {
+			return nil, fmt.Errorf("bench: CPU profile: %w", err)
+		}
+	}
 	cpu0 := measure.ReadCPU()
 	start := time.Now()
 	go func() { ran <- svc.Run(runCtx) }()
 	last, err := awaitLMS(ctx, l, len(events), o.Stall, ran)
 	cpu1 := measure.ReadCPU()
+	if o.CPUProfile != nil {
+		pprof.StopCPUProfile()
+	}
 	if err == nil && !o.NoProjection {
 		var caughtUp time.Time
 		if caughtUp, err = awaitConsumer(ctx, j.js, projectionDurable, o.Stall); err == nil {

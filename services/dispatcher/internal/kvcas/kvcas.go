@@ -47,7 +47,7 @@ func Update(ctx context.Context, kv jetstream.KeyValue, key string, change Chang
 func update(ctx context.Context, kv jetstream.KeyValue, key string, attempts int, change Change) (uint64, error) {
 	for attempt := range attempts {
 		if attempt > 0 {
-			if err := backoff(ctx, attempt); err != nil {
+			if err := Backoff(ctx, attempt); err != nil {
 				return 0, fmt.Errorf("updating %s: %w", key, err)
 			}
 		}
@@ -75,17 +75,19 @@ func update(ctx context.Context, kv jetstream.KeyValue, key string, attempts int
 		if err == nil {
 			return rev, nil
 		}
-		if !conflict(err) {
+		if !Conflict(err) {
 			return 0, fmt.Errorf("writing %s: %w", key, err)
 		}
 	}
 	return 0, fmt.Errorf("updating %s: %d attempts lost to other writers: %w", key, attempts, ErrContention)
 }
 
-// conflict reports whether a write failed because another writer changed
-// the key first. nats.go maps both server codes to its sentinels; the codes
-// are checked too so that a client which does not map them still retries.
-func conflict(err error) bool {
+// Conflict reports whether a write failed because another writer changed
+// the key first (a Create of a key that exists, an Update at a revision
+// that is no longer the last). nats.go maps both server codes to its
+// sentinels; the codes are checked too so that a client which does not map
+// them still retries.
+func Conflict(err error) bool {
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return true
 	}
@@ -94,9 +96,11 @@ func conflict(err error) bool {
 		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
-// backoff waits a jittered, exponentially growing pause (1ms up to 100ms)
-// so that writers that collided do not collide again in lockstep.
-func backoff(ctx context.Context, attempt int) error {
+// Backoff waits a jittered, exponentially growing pause (1ms up to 100ms)
+// before retry number attempt (1 for the first), or until ctx ends, so
+// that writers that collided do not collide again in lockstep. Update uses
+// it; so can callers that make their own compare-and-set loop.
+func Backoff(ctx context.Context, attempt int) error {
 	ceiling := min(time.Millisecond<<min(attempt-1, 7), 100*time.Millisecond)
 	t := time.NewTimer(rand.N(ceiling) + time.Millisecond/2)
 	defer t.Stop()
