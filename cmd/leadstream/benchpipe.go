@@ -41,9 +41,9 @@ type pipeOptions struct {
 	out        io.Writer
 	configPath string
 	// adjust, when set, changes the child's config (tests shorten timers).
-	adjust func(map[string]any)
-	storeDir   string
-	workers    int
+	adjust   func(map[string]any)
+	storeDir string
+	workers  int
 
 	steadyRate     float64
 	steadyDuration time.Duration

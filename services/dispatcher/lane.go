@@ -74,6 +74,9 @@ type lane struct {
 	// it holds (cache.go); holdFor is the longest an event is held.
 	cache   *aggCache
 	holdFor time.Duration
+	// recovery wakes the aggregates backing off once the LMS takes a
+	// delivery again (recovery.go).
+	recovery *recovery
 	// sweepNow asks the sweep for a round now (partitions were gained).
 	sweepNow chan struct{}
 	// busy counts the pumps running per partition, so that a partition
@@ -260,6 +263,7 @@ func (l *lane) run(ctx context.Context, workers, maxAckPending int) error {
 		hoSub   *nats.Subscription
 	)
 	l.timers = newLocalTimers(l.wake)
+	l.recovery = newRecovery()
 	l.cache = newAggCache()
 	l.sweepNow = make(chan struct{}, 1)
 	l.busy = map[int]int{}
@@ -847,7 +851,7 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 		attempt, first, log := 1, now, []string(nil)
 		var pending *retry // a dead letter DLQ did not take yet
 		if st.Retry != nil && st.Retry.ID == e.ID {
-			if now.Before(st.Retry.Next) {
+			if now.Before(st.Retry.Next) && !l.recovery.since(st.Retry.At) {
 				am.mu.Unlock()
 				return nil // its timer will come
 			}
@@ -941,6 +945,12 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 			if err := l.recordDelivered(ctx, agg, e.ID); err != nil {
 				return err
 			}
+			if wake := l.recovery.delivered(agg, l.now()); len(wake) > 0 {
+				l.log.Info("LMS takes deliveries again: retrying the aggregates backing off now", zap.String("adapter", l.cfg.Name), zap.Int("aggregates", len(wake)))
+				for _, a := range wake {
+					l.wake(a)
+				}
+			}
 			label := "delivered"
 			if orphan {
 				label = "delivered_orphan"
@@ -974,13 +984,14 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 				if st.index(e.ID) < 0 {
 					return false
 				}
-				st.Retry = &retry{ID: e.ID, Attempts: attempt, First: first, Next: next, Log: log}
+				st.Retry = &retry{ID: e.ID, Attempts: attempt, First: first, At: now, Next: next, Log: log}
 				return true
 			})
 			cancel()
 			if err != nil {
 				return err
 			}
+			l.recovery.failed(agg)
 			l.m.deliveries.WithLabelValues(l.cfg.Name, "retry").Inc()
 			l.log.Warn("delivery failed, will retry", zap.String("adapter", l.cfg.Name), zap.String("event_id", e.ID),
 				zap.Int("attempt", attempt), zap.Duration("in", delay), zap.Error(derr))
@@ -1030,6 +1041,7 @@ func (l *lane) giveUp(ctx context.Context, agg string, e *entry, raw *jetstream.
 	rctx, cancel = recordCtx(ctx)
 	defer cancel()
 	if dlErr == nil {
+		l.recovery.forget(agg)
 		return l.record(rctx, agg, func(st *aggState) bool { st.done(e.ID, false); return true })
 	}
 	next := l.now().Add(l.backoff(attempts))

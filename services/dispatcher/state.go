@@ -47,8 +47,11 @@ type retry struct {
 	ID       string    `json:"id"`
 	Attempts int       `json:"attempts"`
 	First    time.Time `json:"first"`
-	Next     time.Time `json:"next"`
-	Log      []string  `json:"log,omitempty"`
+	// At is when the last attempt failed: an LMS that took a delivery
+	// since has recovered (recovery.go), and Next need not be waited for.
+	At   time.Time `json:"at,omitzero"`
+	Next time.Time `json:"next"`
+	Log  []string  `json:"log,omitempty"`
 	// DeadLetter is the reason of a dead letter DLQ did not take: at Next
 	// the event goes to DLQ with it and Error, not to the LMS again.
 	DeadLetter string `json:"dead_letter,omitempty"`
