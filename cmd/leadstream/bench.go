@@ -189,13 +189,17 @@ func benchNormalizer(ctx context.Context, cfg *config.Config, log *zap.Logger, s
 		Config:     cfg,
 		Samples:    normalizerSamples(samples),
 		KindEvents: kindsEvents,
-		Rate:       e2eRate,
-		Workers:    e2eWorkers,
-		Duration:   duration,
-		Warmup:     warmup,
-		StoreDir:   storeDir,
-		Progress:   os.Stderr,
-		Logger:     log,
+		// Each kind alone, as a normalizer process per kind runs with the
+		// default; the end-to-end part runs every kind in one process with
+		// the config's settings, as `leadstream run` does.
+		KindMaxAckPending: config.DefaultNormalizerMaxAckPending,
+		Rate:              e2eRate,
+		Workers:           e2eWorkers,
+		Duration:          duration,
+		Warmup:            warmup,
+		StoreDir:          storeDir,
+		Progress:          os.Stderr,
+		Logger:            log,
 	}
 	if nopts.KindEvents <= 0 {
 		nopts.KindEvents = -1

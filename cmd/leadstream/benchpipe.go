@@ -530,10 +530,21 @@ func benchPipeline(ctx context.Context, o *pipeOptions, signer *simulate.Signer,
 		p("%s", r.row())
 		if o.findMax {
 			p("")
-			p("highest steady rate: %s steps of %s after 3s warmup, 25%% up each, until the backlog grows:", o.stepDuration, o.stepDuration)
+			// Up 25% a step from a flat steady rate until the backlog grows;
+			// down 20% a step from a growing one until it stays flat.
+			up := r.flat && r.lateStarts == 0
+			dir, factor := "up", 1.25
+			if !up {
+				dir, factor = "down", 0.8
+			}
+			p("highest steady rate: %s steps of %s after 3s warmup, %s %.0f%% each, until the backlog %s:", o.stepDuration, o.stepDuration,
+				dir, math.Abs(factor-1)*100, map[bool]string{true: "grows", false: "stays flat"}[up])
 			p("%s", steadyHeader)
-			best := 0.0
-			for rate := o.steadyRate * 1.25; ctx.Err() == nil; rate *= 1.25 {
+			best, worst := 0.0, o.steadyRate // the highest flat, the lowest growing
+			if up {
+				best, worst = o.steadyRate, math.Inf(1)
+			}
+			for rate := o.steadyRate * factor; ctx.Err() == nil && rate >= 10; rate *= factor {
 				fmt.Fprintf(os.Stderr, "bench: pipeline: step %.0f/s\n", rate)
 				r, err := runSteady(ctx, pl, rate, o.workers, 3*time.Second, o.stepDuration)
 				if err != nil {
@@ -541,15 +552,23 @@ func benchPipeline(ctx context.Context, o *pipeOptions, signer *simulate.Signer,
 					return err
 				}
 				p("%s", r.row())
-				if !r.flat || r.lateStarts > 0 {
+				flat := r.flat && r.lateStarts == 0
+				if flat {
+					best = max(best, rate)
+				} else {
+					worst = min(worst, rate)
+				}
+				if flat != up {
 					break
 				}
-				best = rate
 			}
-			if best > 0 {
+			switch {
+			case best > 0 && !math.IsInf(worst, 1):
+				p("highest rate with a flat backlog: %.0f/s (it grows at %.0f/s)", best, worst)
+			case best > 0:
 				p("highest rate with a flat backlog: %.0f/s", best)
-			} else {
-				p("highest rate with a flat backlog: below %.0f/s", o.steadyRate*1.25)
+			default:
+				p("highest rate with a flat backlog: below %.0f/s", worst)
 			}
 		}
 		if d := pl.track.dups.Load(); d > 0 {

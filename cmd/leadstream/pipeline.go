@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -132,6 +133,13 @@ func runPipeline(path string, svc services) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	if path := os.Getenv("LEADSTREAM_CPUPROFILE"); path != "" {
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	// Libraries that write with the standard logger (orbit.go's pcgroups
 	// warns through it) write structured lines too.
 	defer zap.RedirectStdLog(log.Named("lib"))()
@@ -305,4 +313,18 @@ func adminHandler(nc *nats.Conn, js jetstream.JetStream, reg *prometheus.Registr
 	mux.HandleFunc("GET /leads/{id...}", func(w http.ResponseWriter, r *http.Request) { serveLead(w, r, js) })
 	mux.HandleFunc("GET /trace/{id...}", func(w http.ResponseWriter, r *http.Request) { serveTrace(w, r, js, cfg) })
 	return mux
+}
+
+// startCPUProfile writes a CPU profile of the whole process to path until
+// stop is called (LEADSTREAM_CPUPROFILE: `go tool pprof -top path`).
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("LEADSTREAM_CPUPROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("LEADSTREAM_CPUPROFILE: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -118,6 +118,9 @@ type Streams struct {
 	DLQMaxAge Duration `yaml:"dlq_max_age"`
 }
 
+// DefaultNormalizerMaxAckPending is normalizer.max_ack_pending's default.
+const DefaultNormalizerMaxAckPending = 1024
+
 // Normalizer configures the normalizer's consumers.
 type Normalizer struct {
 	// AckWait is how long JetStream waits for an ack before redelivering; it
@@ -132,7 +135,9 @@ type Normalizer struct {
 	// MaxAckPending is how many messages a kind's consumer has in flight.
 	// The normalizer commits what its handlers write meanwhile together (one
 	// sync for many events), so this bounds its batches as well as its
-	// memory. Default 1024.
+	// memory. Default DefaultNormalizerMaxAckPending (1024), for a process
+	// per kind; with every kind in one process (`leadstream run`) a few
+	// hundred in all do as well and cost less.
 	MaxAckPending int `yaml:"max_ack_pending"`
 	// Retries is how often a failing message is retried in process before it
 	// is nacked (transient errors) or dead-lettered (a panic). Default 3.

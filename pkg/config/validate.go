@@ -317,7 +317,7 @@ func (n *Normalizer) setDefaultsAndValidate() []error {
 		name string
 		v    *int
 		def  int
-	}{{"max_deliver", &n.MaxDeliver, 20}, {"max_ack_pending", &n.MaxAckPending, 1024}, {"retries", &n.Retries, 3}}
+	}{{"max_deliver", &n.MaxDeliver, 20}, {"max_ack_pending", &n.MaxAckPending, DefaultNormalizerMaxAckPending}, {"retries", &n.Retries, 3}}
 	for _, f := range ints {
 		if *f.v == 0 {
 			*f.v = f.def

@@ -68,3 +68,23 @@ func TestCostModelExplores(t *testing.T) {
 		t.Error("atomic(1)")
 	}
 }
+
+// TestMinAtomic: however cheap the model finds atomic batches, Adaptive
+// publishes a group smaller than MinAtomic one by one; Atomic does not.
+func TestMinAtomic(t *testing.T) {
+	now := time.Now()
+	for _, tt := range []struct {
+		mode     Mode
+		min      int
+		smallest int // the smallest group committed atomically
+	}{{Adaptive, 0, 8}, {Adaptive, 3, 3}, {Atomic, 0, 2}} {
+		p := &Publisher{cfg: Config{Mode: tt.mode, MinAtomic: tt.min}, model: newCostModel(now)}
+		p.cfg.setDefaults()
+		p.model.ind = 1 // a second a message: atomic wins at every size
+		for n := 1; n <= 20; n++ {
+			if got, want := p.atomic(n), n >= tt.smallest; got != want {
+				t.Errorf("%s, MinAtomic %d: atomic(%d) = %v, want %v", tt.mode, tt.min, n, got, want)
+			}
+		}
+	}
+}

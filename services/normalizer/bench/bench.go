@@ -76,6 +76,11 @@ type Options struct {
 	// KindEvents is how many RAW envelopes of each kind are normalized.
 	// Default 2000; negative skips the per-kind measurement.
 	KindEvents int
+	// KindMaxAckPending, when positive, replaces the config's
+	// normalizer.max_ack_pending and subscribers in the per-kind
+	// measurement: a normalizer process of one kind, as deployed per kind,
+	// rather than `leadstream run`'s settings for all kinds in one process.
+	KindMaxAckPending int
 	// Stall ends a kind's measurement, as incomplete, when neither EVENTS
 	// nor the consumer moved for this long. Default 30s.
 	Stall time.Duration
@@ -213,11 +218,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 
+	kcfg := cfg
+	if o.KindMaxAckPending > 0 {
+		kcfg.Normalizer.MaxAckPending, kcfg.Normalizer.Subscribers = o.KindMaxAckPending, o.KindMaxAckPending
+	}
 	rep := &Report{
 		CPUs:          runtime.NumCPU(),
 		GOMAXPROCS:    runtime.GOMAXPROCS(0),
-		Subscribers:   cfg.Normalizer.Subscribers,
-		MaxAckPending: cfg.Normalizer.MaxAckPending,
+		Subscribers:   kcfg.Normalizer.Subscribers,
+		MaxAckPending: kcfg.Normalizer.MaxAckPending,
 	}
 	if o.KindEvents > 0 {
 		for i, kind := range o.Kinds {
@@ -231,7 +240,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			if i == 0 {
 				profile = o.CPUProfile
 			}
-			res, err := runKind(ctx, &o, &cfg, url, js, kind, samples, profile)
+			res, err := runKind(ctx, &o, &kcfg, url, js, kind, samples, profile)
 			if err != nil {
 				return nil, err
 			}
