@@ -528,27 +528,36 @@ func benchPipeline(ctx context.Context, o *pipeOptions, signer *simulate.Signer,
 		p("steady load, %s after 5s warmup (backlog: accepted by the edge, not yet at the LMS, sampled every 250ms):", o.steadyDuration)
 		p("%s", steadyHeader)
 		p("%s", r.row())
+		dups := pl.track.dups.Load()
+		pl.stop()
 		if o.findMax {
 			p("")
 			// Up 25% a step from a flat steady rate until the backlog grows;
-			// down 20% a step from a growing one until it stays flat.
+			// down 20% a step from a growing one until it stays flat. Each
+			// step starts a fresh leadstream run: one that fell behind would
+			// still be digesting its backlog in the next step.
 			up := r.flat && r.lateStarts == 0
 			dir, factor := "up", 1.25
 			if !up {
 				dir, factor = "down", 0.8
 			}
-			p("highest steady rate: %s steps of %s after 3s warmup, %s %.0f%% each, until the backlog %s:", o.stepDuration, o.stepDuration,
-				dir, math.Abs(factor-1)*100, map[bool]string{true: "grows", false: "stays flat"}[up])
+			p("highest steady rate: %s steps of %s after 3s warmup, each on a fresh leadstream run, %s %.0f%% each, until the backlog %s:",
+				o.stepDuration, o.stepDuration, dir, math.Abs(factor-1)*100, map[bool]string{true: "grows", false: "stays flat"}[up])
 			p("%s", steadyHeader)
 			best, worst := 0.0, o.steadyRate // the highest flat, the lowest growing
 			if up {
 				best, worst = o.steadyRate, math.Inf(1)
 			}
 			for rate := o.steadyRate * factor; ctx.Err() == nil && rate >= 10; rate *= factor {
-				fmt.Fprintf(os.Stderr, "bench: pipeline: step %.0f/s\n", rate)
-				r, err := runSteady(ctx, pl, rate, o.workers, 3*time.Second, o.stepDuration)
+				spl, err := fresh(fmt.Sprintf("step-%.0f", rate))
 				if err != nil {
-					pl.stop()
+					return err
+				}
+				fmt.Fprintf(os.Stderr, "bench: pipeline: step %.0f/s\n", rate)
+				r, err := runSteady(ctx, spl, rate, o.workers, 3*time.Second, o.stepDuration)
+				dups += spl.track.dups.Load()
+				spl.stop()
+				if err != nil {
 					return err
 				}
 				p("%s", r.row())
@@ -571,10 +580,9 @@ func benchPipeline(ctx context.Context, o *pipeOptions, signer *simulate.Signer,
 				p("highest rate with a flat backlog: below %.0f/s", worst)
 			}
 		}
-		if d := pl.track.dups.Load(); d > 0 {
-			p("WARNING: the LMS received %d events twice", d)
+		if dups > 0 {
+			p("WARNING: the LMS received %d events twice", dups)
 		}
-		pl.stop()
 	}
 	if o.catchupRate > 0 && ctx.Err() == nil {
 		if err := benchCatchup(ctx, o, fresh, p); err != nil {

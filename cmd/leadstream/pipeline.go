@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -139,6 +140,9 @@ func runPipeline(path string, svc services) error {
 			return err
 		}
 		defer stop()
+	}
+	if path := os.Getenv("LEADSTREAM_MEMPROFILE"); path != "" {
+		defer heapProfileOnSignal(path, log)()
 	}
 	// Libraries that write with the standard logger (orbit.go's pcgroups
 	// warns through it) write structured lines too.
@@ -327,4 +331,32 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("LEADSTREAM_CPUPROFILE: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// heapProfileOnSignal writes a heap profile to path each time the process
+// gets SIGUSR1 (LEADSTREAM_MEMPROFILE: `kill -USR1 <pid>`, then `go tool
+// pprof -top -sample_index=inuse_space path`), until the returned stop.
+func heapProfileOnSignal(path string, log *zap.Logger) (stop func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-sig:
+				f, err := os.Create(path)
+				if err == nil {
+					err = errors.Join(pprof.WriteHeapProfile(f), f.Close())
+				}
+				if err != nil {
+					log.Warn("LEADSTREAM_MEMPROFILE: writing the heap profile failed", zap.Error(err))
+					continue
+				}
+				log.Info("LEADSTREAM_MEMPROFILE: heap profile written", zap.String("path", path))
+			}
+		}
+	}()
+	return func() { signal.Stop(sig); close(done) }
 }
