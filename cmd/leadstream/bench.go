@@ -281,7 +281,7 @@ func dispatchSamples(samples []benchSample) (load, left []benchSample) {
 func dispatchLoad(load, left []benchSample, maxPark time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d sample payloads round robin, each send a provider event of its own; each round has a conversation", len(load))
-	b.WriteString("\n    (Marktplaats LMS), lead and invoice (Offerte Adviseur) of its own, so the causal rules apply per round")
+	b.WriteString("\n    (Marktplaats LMS), advertisement (Marktplaats API), lead and invoice (Offerte Adviseur) of its own, so the causal rules apply per round")
 	chat := slices.IndexFunc(load, func(s benchSample) bool { return s.kind == envelope.KindChat })
 	lead := slices.IndexFunc(load, func(s benchSample) bool {
 		return s.Provider == config.ProviderMarktplaatsLMS && s.kind == envelope.KindLead
@@ -581,6 +581,15 @@ func spreadAggregates(provider string, body []byte, suffix string) []byte {
 	case config.ProviderMarktplaatsLMS:
 		if v, ok := m["conversationId"]; ok {
 			m["conversationId"] = tag(v)
+		}
+	case config.ProviderMarktplaatsAPI:
+		// Bids and questions are about an advertisement: one per round, as
+		// many buyers bid on many ads (one ad taking a third of all traffic
+		// is a hot aggregate: see README, Performance).
+		if d, ok := m["eventData"].(map[string]any); ok {
+			if v, ok := d["advertisementItemId"]; ok {
+				d["advertisementItemId"] = tag(v)
+			}
 		}
 	case config.ProviderOfferteAdviseur:
 		p, ok := m["payload"].(map[string]any)
