@@ -258,7 +258,7 @@ demo_lms: {listen: %q, secret: %q}
 		{"token, not POST", "GET", "/hooks/lokalebasen/" + tok, nil, nil, 405},
 		{"token, body too large", "POST", "/hooks/lokalebasen/" + tok, make([]byte, cfg.MaxBodyBytes+1), nil, 413},
 		{"mp-api signed with the offerte secret", "POST", "/hooks/mp-api", mpBody,
-			[]string{"X-Ecg-Signature", verify.HMACHex([]byte(vec.Secrets.Offerte), mpBody), "Authorization", "Bearer " + tok}, 401},
+			[]string{config.HeaderEcgSignature, verify.HMACHex([]byte(vec.Secrets.Offerte), mpBody), "Authorization", "Bearer " + tok}, 401},
 		{"offerte without signature", "POST", "/hooks/offerte", mpBody, nil, 401},
 	}
 	for _, s := range send {

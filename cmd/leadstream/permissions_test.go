@@ -684,7 +684,8 @@ func readAsDownstream(t *testing.T, down *probe) {
 		t.Fatalf("downstream: reading EVENTS: %v", err)
 	}
 	var ev leadstreamv1.Event
-	if err := proto.Unmarshal(m.Data(), &ev); err != nil || !strings.HasPrefix(ev.GetType(), "lead.") || ev.GetId() != m.Headers().Get(envelope.HdrCEID) {
+	id, _ := envelope.HeaderValue(m.Headers(), envelope.HdrCEID)
+	if err := proto.Unmarshal(m.Data(), &ev); err != nil || !strings.HasPrefix(ev.GetType(), "lead.") || ev.GetId() != id {
 		t.Errorf("downstream: EVENTS message %s is not a lead event (%v): %v", m.Subject(), err, ev.GetType())
 	}
 	if err := m.DoubleAck(ctx); err != nil {

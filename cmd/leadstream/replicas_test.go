@@ -192,27 +192,16 @@ func TestReplicasAndSIGKILL(t *testing.T) {
 // eventIDs counts the EVENTS messages per ce-id.
 func eventIDs(t *testing.T, js jetstream.JetStream) map[string]int {
 	t.Helper()
-	ctx := context.Background()
-	cons, err := js.OrderedConsumer(ctx, streams.EVENTS, jetstream.OrderedConsumerConfig{HeadersOnly: true})
+	ids := map[string]int{}
+	err := streams.Read(context.Background(), js, streams.EVENTS, jetstream.OrderedConsumerConfig{HeadersOnly: true}, func(m jetstream.Msg, _ *jetstream.MsgMetadata) error {
+		id, _ := envelope.HeaderValue(m.Headers(), envelope.HdrCEID)
+		ids[id]++
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := map[string]int{}
-	for {
-		batch, err := cons.FetchNoWait(1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			id, _ := envelope.HeaderValue(m.Headers(), envelope.HdrCEID)
-			ids[id]++
-		}
-		if n == 0 {
-			return ids
-		}
-	}
+	return ids
 }
 
 func testConfig(t *testing.T, path string) *config.Config {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/natstest"
 )
@@ -54,7 +55,7 @@ func TestTrace(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if !tr.Found || tr.Received == nil || tr.Received.Sequence == 0 || tr.Received.KeyID != "leadDeliveryKey" ||
+		if !tr.Found || tr.Received == nil || tr.Received.Sequence == 0 || tr.Received.KeyID != config.KeyIDLeadDelivery ||
 			tr.Normalized == nil || tr.Normalized.Type != "lead.created" || adapter(tr, "crm") != "delivered " || tr.Lead == nil {
 			return fmt.Errorf("lead: %+v", tr)
 		}

@@ -85,7 +85,7 @@ adapters:
 	const providerTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
 	body := `{"id":"traced-1","eventType":"BidPlacedEvent","created":"2026-11-26T10:00:00Z","eventData":{"advertisementItemId":"m1"},"_embedded":{"mp:bid":{"id":1,"amount":500}}}`
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/hooks/api", strings.NewReader(body))
-	req.Header.Set("X-Ecg-Signature", verify.HMACHex([]byte("s3cr3t"), []byte(body)))
+	req.Header.Set(config.HeaderEcgSignature, verify.HMACHex([]byte("s3cr3t"), []byte(body)))
 	req.Header.Set("traceparent", "00-"+providerTrace+"-00f067aa0ba902b7-01")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

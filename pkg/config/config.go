@@ -28,6 +28,32 @@ const (
 // Providers lists every supported provider id.
 var Providers = []string{ProviderMarktplaatsLMS, ProviderMarktplaatsAPI, ProviderOfferteAdviseur, ProviderLokalebasen}
 
+// Signature headers: the request headers a provider's authenticity check
+// reads, as the providers spell them. Lokalebasen sends none (its token is
+// never stored).
+const (
+	// HeaderDigest is Marktplaats LMS's "SHA-256=<hex>" of the body, which
+	// its cavage signature covers.
+	HeaderDigest = "Digest"
+	// HeaderSignature is Marktplaats LMS's cavage HTTP signature.
+	HeaderSignature = "Signature"
+	// HeaderEcgSignature is Marktplaats API's hex HMAC-SHA256 of the body.
+	HeaderEcgSignature = "X-Ecg-Signature"
+	// HeaderOfferteAdviseurSignature is Offerte Adviseur's hex HMAC-SHA256
+	// of the body.
+	HeaderOfferteAdviseurSignature = "X-Offerte-Adviseur-Signature"
+)
+
+// Marktplaats LMS key ids: the cavage keyId names the webhook that signed a
+// request, and picks the public key configured under that name
+// (sources[].public_keys).
+const (
+	// KeyIDLeadDelivery signs the Lead Delivery Webhook (leads).
+	KeyIDLeadDelivery = "leadDeliveryKey"
+	// KeyIDChatMessagePush signs the Chat Message Webhook (chat messages).
+	KeyIDChatMessagePush = "chatMessagePushKey"
+)
+
 // Config is the whole of leadstream's configuration.
 type Config struct {
 	// Listen is the edge's HTTP address. Default ":8080".

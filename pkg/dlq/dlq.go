@@ -69,10 +69,9 @@ type Letter struct {
 	Body []byte
 }
 
-// Msg encodes l for the DLQ stream on dlq.<stage>.<name>. msgID makes a
-// repeated dead-lettering of the same message within the DLQ's duplicate
-// window a JetStream duplicate.
-func (l *Letter) Msg(msgID string) *nats.Msg {
+// Msg encodes l for the DLQ stream on dlq.<stage>.<name>, with
+// Nats-Msg-Id = MsgID(l.Stage, l.Name, l.Sequence). Write sends it.
+func (l *Letter) Msg() *nats.Msg {
 	h := nats.Header{}
 	for k, v := range l.Header {
 		if kept(k) {
@@ -84,7 +83,7 @@ func (l *Letter) Msg(msgID string) *nats.Msg {
 			h.Set(k, v)
 		}
 	}
-	set(nats.MsgIdHdr, msgID)
+	set(nats.MsgIdHdr, MsgID(l.Stage, l.Name, l.Sequence))
 	set(HdrStage, l.Stage)
 	set(HdrName, l.Name)
 	set(HdrReason, l.Reason)
@@ -174,43 +173,15 @@ func (f Filter) subject() string {
 
 // List returns the dead letters matching f, oldest first.
 func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]*Letter, error) {
-	st, err := js.Stream(ctx, streams.DLQ)
-	if err != nil {
-		return nil, fmt.Errorf("dlq: %w", err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("dlq: %w", err)
-	}
-	if info.State.Msgs == 0 {
-		return nil, nil
-	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject()}})
-	if err != nil {
-		return nil, fmt.Errorf("dlq: %w", err)
-	}
 	var out []*Letter
-	for {
-		batch, err := cons.FetchNoWait(256)
-		if err != nil {
-			return nil, fmt.Errorf("dlq: %w", err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			md, err := m.Metadata()
-			if err != nil {
-				return nil, fmt.Errorf("dlq: %w", err)
-			}
-			out = append(out, FromMsg(&jetstream.RawStreamMsg{Subject: m.Subject(), Sequence: md.Sequence.Stream, Header: m.Headers(), Data: m.Data(), Time: md.Timestamp}))
-			if md.NumPending == 0 {
-				return out, batch.Error()
-			}
-		}
-		if n == 0 {
-			return out, batch.Error()
-		}
+	err := streams.Read(ctx, js, streams.DLQ, jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject()}}, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
+		out = append(out, FromMsg(&jetstream.RawStreamMsg{Subject: m.Subject(), Sequence: md.Sequence.Stream, Header: m.Headers(), Data: m.Data(), Time: md.Timestamp}))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dlq: %w", err)
 	}
+	return out, nil
 }
 
 // Get returns the dead letter at seq.

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/dlq"
+	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/pkg/streams"
+	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
 )
 
 // A deliver-stage letter is made from an EVENTS message read by direct get,
@@ -33,8 +34,8 @@ func TestLetterFromDirectGetKeepsItsOwnSequence(t *testing.T) {
 	}
 	// Enough events that an EVENTS sequence cannot equal a DLQ sequence.
 	for i := range 40 {
-		msg := &nats.Msg{Subject: "events.lead.created.t1", Header: nats.Header{}, Data: []byte(fmt.Sprint(i))}
-		msg.Header.Set("ce-id", fmt.Sprint("ev-", i))
+		ev := &leadstreamv1.Event{Id: fmt.Sprint("ev-", i), Type: "lead.created", Tenant: "t1", Source: "src"}
+		msg := envelope.EventMsg("events.lead.created.t1", ev, []byte(fmt.Sprint(i)))
 		if _, err := js.PublishMsg(ctx, msg); err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +50,7 @@ func TestLetterFromDirectGetKeepsItsOwnSequence(t *testing.T) {
 			t.Fatal("the direct get returned no Nats-Sequence header: the test no longer covers the bug")
 		}
 		l := &dlq.Letter{Stage: dlq.StageDeliver, Name: "crm", Reason: "terminal", Subject: raw.Subject, Sequence: seq, Attempts: 1, Header: raw.Header, Body: raw.Data}
-		ack, err := js.PublishMsg(ctx, l.Msg(fmt.Sprint("deliver:crm:", seq)))
+		ack, err := js.PublishMsg(ctx, l.Msg())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,8 +77,9 @@ func TestLetterFromDirectGetKeepsItsOwnSequence(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Seq != l.Seq || got.Sequence != l.Sequence || got.Header.Get("ce-id") != fmt.Sprint("ev-", l.Sequence-1) {
-			t.Errorf("show %d: seq %d, original sequence %d, ce-id %q; want %d, %d, ev-%d", l.Seq, got.Seq, got.Sequence, got.Header.Get("ce-id"), l.Seq, l.Sequence, l.Sequence-1)
+		id, _ := envelope.HeaderValue(got.Header, envelope.HdrCEID)
+		if got.Seq != l.Seq || got.Sequence != l.Sequence || id != fmt.Sprint("ev-", l.Sequence-1) {
+			t.Errorf("show %d: seq %d, original sequence %d, ce-id %q; want %d, %d, ev-%d", l.Seq, got.Seq, got.Sequence, id, l.Seq, l.Sequence, l.Sequence-1)
 		}
 	}
 	// Drop by the printed sequence removes exactly that letter.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/leadstream/leadstream/pkg/config"
 )
 
 // RAW header names. The body of a RAW message is the request body, byte for byte.
@@ -32,7 +34,7 @@ const (
 
 // SignatureHeaders are the request headers copied into RAW: everything any
 // provider's signature covers. Tokens are never copied.
-var SignatureHeaders = []string{"Digest", "Signature", "X-Ecg-Signature", "X-Offerte-Adviseur-Signature"}
+var SignatureHeaders = []string{config.HeaderDigest, config.HeaderSignature, config.HeaderEcgSignature, config.HeaderOfferteAdviseurSignature}
 
 // Raw is one webhook request as stored in RAW.
 type Raw struct {

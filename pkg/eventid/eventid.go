@@ -19,9 +19,12 @@ func New(source, providerEventID string) string {
 	return uuid.NewSHA1(namespace, []byte(source+"\x00"+providerEventID)).String()
 }
 
+// BodyIDPrefix starts every BodyID.
+const BodyIDPrefix = "sha256:"
+
 // BodyID is the provider event id used when a provider sends none: the hex
 // SHA-256 of the body, prefixed so it cannot collide with a provider's id.
 func BodyID(body []byte) string {
 	sum := sha256.Sum256(body)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return BodyIDPrefix + hex.EncodeToString(sum[:])
 }

@@ -38,7 +38,7 @@ const MaxIDLen = 128
 
 // HashPrefix starts every hashed id; the rest is the lower-case hex
 // SHA-256 of the original (the form of eventid.BodyID).
-const HashPrefix = "sha256:"
+const HashPrefix = eventid.BodyIDPrefix
 
 // HashLen is the length of a hashed id.
 const HashLen = len(HashPrefix) + 64

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/leadstream/leadstream/pkg/config"
 )
 
 // Vector is one signed request and the status the edge must answer.
@@ -122,6 +124,6 @@ sources:
     provider: lokalebasen
     tenant: t1
     token: %q
-`, filepath.Join(f.Dir, f.PublicKeys["leadDeliveryKey"]), filepath.Join(f.Dir, f.PublicKeys["chatMessagePushKey"]), f.MaxClockSkewSeconds,
+`, filepath.Join(f.Dir, f.PublicKeys[config.KeyIDLeadDelivery]), filepath.Join(f.Dir, f.PublicKeys[config.KeyIDChatMessagePush]), f.MaxClockSkewSeconds,
 		f.Secrets.MPAPI, f.Secrets.Offerte, f.Secrets.LokalebasenToken)
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/dlq"
+	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/pkg/streams"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
@@ -215,11 +216,7 @@ func (f *fixture) publish(ev *leadstreamv1.Event) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	msg := &nats.Msg{Subject: streams.EventsSubject(kind, action, ev.Tenant, ev.AggregateId), Data: data, Header: nats.Header{}}
-	msg.Header.Set(nats.MsgIdHdr, ev.Id)
-	msg.Header.Set("ce-id", ev.Id)
-	msg.Header.Set("ce-type", ev.Type)
-	msg.Header.Set("ce-subject", ev.AggregateId)
+	msg := envelope.EventMsg(streams.EventsSubject(kind, action, ev.Tenant, ev.AggregateId), ev, data)
 	if _, err := f.js.PublishMsg(context.Background(), msg); err != nil {
 		f.t.Fatal(err)
 	}

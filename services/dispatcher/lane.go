@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/leadstream/leadstream/pkg/backoff"
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/dlq"
 	"github.com/leadstream/leadstream/pkg/envelope"
@@ -542,11 +542,11 @@ func (l *lane) pumpLoop(ctx context.Context, p *pumpSet) {
 // admitted: 1s, 2s, 4s ... up to a minute, so that a DLQ or bucket that is
 // down for long is not asked every second.
 func nakDelay(m jetstream.Msg) time.Duration {
-	n := uint64(1)
+	n := 1
 	if md, err := m.Metadata(); err == nil && md.NumDelivered > 0 {
-		n = md.NumDelivered
+		n = int(min(md.NumDelivered, 64))
 	}
-	return min(time.Second<<min(n-1, 6), time.Minute)
+	return backoff.Exponential(time.Second, time.Minute, n)
 }
 
 // admit takes an EVENTS message into its aggregate's queue. An event the
@@ -1107,11 +1107,7 @@ func appendLog(log []string, line string) []string {
 // backoff is exponential from BackoffInitial to BackoffMax, with ±20%
 // jitter so that many retrying aggregates do not come back at once.
 func (l *lane) backoff(attempt int) time.Duration {
-	d := l.cfg.BackoffInitial.Duration << min(attempt-1, 30)
-	if d <= 0 || d > l.cfg.BackoffMax.Duration {
-		d = l.cfg.BackoffMax.Duration
-	}
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	return backoff.Jitter(backoff.Exponential(l.cfg.BackoffInitial.Duration, l.cfg.BackoffMax.Duration, attempt), 0.2)
 }
 
 // schedule makes the aggregate be pumped again at due (in this process;
@@ -1120,36 +1116,17 @@ func (l *lane) schedule(_ context.Context, agg string, due time.Time) {
 	l.timers.at(agg, due, l.now())
 }
 
-// deadLetter writes a delivery that will not happen to dlq.deliver.<adapter>.
-// It makes one attempt (and, for a letter too large for the server, one
-// with less in it), within ctx, and returns an error when DLQ did not take
-// the letter: the caller then keeps the event, so that it is dead-lettered
-// again later. The letter's message id is its EVENTS sequence, so a retry
-// after a lost acknowledgement is stored once.
+// deadLetter writes a delivery that will not happen to dlq.deliver.<adapter>
+// (dlq.Write: one attempt within ctx, and with less in the letter should it
+// be too large for the server; an event close to max_payload may not fit
+// with its attempt log) and returns an error when DLQ did not take the
+// letter: the caller then keeps the event, so that it is dead-lettered
+// again later.
 func (l *lane) deadLetter(ctx context.Context, subject string, seq uint64, hdr nats.Header, body []byte, reason string, cause error, log []string, attempts int) error {
-	errText := errorText(cause)
-	letter := &dlq.Letter{Stage: dlq.StageDeliver, Name: l.cfg.Name, Reason: reason, Error: errText, Subject: subject, Sequence: seq,
+	letter := &dlq.Letter{Stage: dlq.StageDeliver, Name: l.cfg.Name, Reason: reason, Error: errorText(cause), Subject: subject, Sequence: seq,
 		Attempts: attempts, Header: hdr, Body: body, Log: log}
-	id := fmt.Sprintf("%s:%s:%d", dlq.StageDeliver, l.cfg.Name, seq)
-	for {
-		_, err := l.js.PublishMsg(ctx, letter.Msg(id))
-		if err == nil {
-			break
-		}
-		// An event close to the server's max_payload may not fit with the
-		// attempt log; without the log it does (it fit in EVENTS), and the
-		// letter still names the event's EVENTS sequence should it not.
-		if errors.Is(err, nats.ErrMaxPayload) && letter.Log != nil {
-			letter.Log = nil
-			letter.Error = errText + " (attempt log left out: too large)"
-			continue
-		}
-		if errors.Is(err, nats.ErrMaxPayload) && letter.Body != nil {
-			letter.Body, letter.Header = nil, nil
-			letter.Error = fmt.Sprintf("%s (event left out: too large; it is EVENTS sequence %d)", errText, seq)
-			continue
-		}
-		return fmt.Errorf("dead-lettering EVENTS sequence %d (%s): %w", seq, reason, err)
+	if err := dlq.Write(ctx, l.js, letter); err != nil {
+		return err
 	}
 	l.m.deliveries.WithLabelValues(l.cfg.Name, "dead_lettered").Inc()
 	l.m.deadLetters.WithLabelValues(l.cfg.Name, reason).Inc()
@@ -1161,19 +1138,35 @@ func (l *lane) deadLetter(ctx context.Context, subject string, seq uint64, hdr n
 // pumps every aggregate of this process's partitions that has something
 // deliverable, sets the timers of those waiting (a retry, a park), and
 // refreshes the parked and retry gauges (of this process's partitions).
+//
+// A sweep reads every aggregate's state in the bucket, so its cost grows
+// with the aggregates the adapter has seen: the periodic round waits at
+// least sweepEvery, and at least sweepShare times as long as the last
+// round took, which keeps it to a few percent of the process's time with
+// millions of states. Timers and wakes, not the sweep, deliver what is due.
 func (l *lane) sweep(ctx context.Context) {
-	t := time.NewTicker(10 * time.Second)
-	defer t.Stop()
 	for {
+		start := time.Now()
 		l.sweepOnce(ctx)
+		wait := max(sweepEvery, sweepShare*time.Since(start))
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		case <-l.sweepNow:
+			t.Stop()
 		}
 	}
 }
+
+// sweepEvery is the shortest wait between periodic sweeps, and sweepShare
+// how many times the last sweep's duration the wait is at least.
+const (
+	sweepEvery = 10 * time.Second
+	sweepShare = 20
+)
 
 // sweepTimeout bounds one sweep's reading of the bucket; a sweep cut off
 // leaves the gauges as they were, and the next one tries again.

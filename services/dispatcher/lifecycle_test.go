@@ -20,6 +20,7 @@ import (
 
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/dlq"
+	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/pkg/streams"
@@ -225,7 +226,7 @@ func TestUndecodableWaitsForDLQ(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := &nats.Msg{Subject: streams.EventsSubject("lead", "created", "t1", "agg-1"), Data: []byte("\xff\xff not an event"), Header: nats.Header{}}
-	msg.Header.Set("ce-subject", "conv/u")
+	msg.Header.Set(envelope.HdrCESubject, "conv/u")
 	ack, err := f.js.PublishMsg(ctx, msg)
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/leadstream/leadstream/pkg/backoff"
 	"github.com/leadstream/leadstream/pkg/dlq"
 	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/logging"
@@ -45,16 +46,6 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("normalizer: %w", err)
 	}
-	dlqPub, err := wmnats.NewPublisherWithNatsConn(s.js.Conn(), wmnats.PublisherPublishConfig{
-		Marshaler:         dlqMarshaler{},
-		SubjectCalculator: wmnats.DefaultSubjectCalculator,
-		JetStream:         wmnats.JetStreamConfig{AutoProvision: false},
-	}, wlog)
-	if err != nil {
-		return fmt.Errorf("normalizer: dlq publisher: %w", err)
-	}
-	// dlqPub is not closed: it shares the service's connection, which the
-	// caller owns.
 	var subs []*wmnats.Subscriber
 	// Closing a subscriber drains its connection; the router does not
 	// always close them itself.
@@ -80,6 +71,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return err
 		}
 		subs = append(subs, sub)
+		dlqPub := &dlqPublisher{js: s.js, kind: kind, timeout: s.cfg.Normalizer.HandlerTimeout.Duration}
 		poison, err := middleware.PoisonQueueWithFilter(dlqPub, streams.DLQSubject(dlq.StageNormalize, kind), func(err error) bool {
 			var dl *deadLetter
 			var panicked middleware.RecoveredPanicError
@@ -191,13 +183,14 @@ func (l quietLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
 	return quietLogger{l.LoggerAdapter.With(fields), l.debug}
 }
 
-// nakDelay spaces redeliveries of transiently failing messages: 1s, 2s,
-// 4s ... up to a minute. A Nak without delay would come straight back.
+// nakDelay spaces redeliveries of transiently failing messages: 2s after
+// the first delivery, 4s after the second ... up to a minute. A Nak
+// without delay would come straight back. watermill-nats passes the
+// deliveries so far as retryNum.
 type nakDelay struct{}
 
 func (nakDelay) WaitTime(retryNum uint64) time.Duration {
-	d := time.Second << min(retryNum, 6)
-	return min(d, time.Minute)
+	return backoff.Exponential(time.Second, time.Minute, int(min(retryNum, 64))+1)
 }
 
 // handler normalizes kind's messages. A message at or below RAW sequence
@@ -328,11 +321,34 @@ func fromWatermill(msg *message.Message) (raw *envelope.Raw, ref *leadstreamv1.R
 	return raw, &leadstreamv1.RawRef{Stream: streams.RAW, Sequence: seq, Subject: msg.Metadata.Get(mdSubject)}, time.Unix(0, ns), delivered, nil
 }
 
-// dlqMarshaler writes a poisoned RAW message as a dead letter: the RAW body
-// and envelope headers, plus stage, reason, error, origin and attempts.
-type dlqMarshaler struct{}
+// dlqPublisher is the poison queue's publisher of kind: it writes each
+// poisoned RAW message as a dead letter (dlq.Write) with the RAW body and
+// envelope headers, plus reason, error, origin and attempts. The poison
+// middleware hands over the handler's message, whose context has ended,
+// so each write gets a context of its own, bounded by timeout.
+type dlqPublisher struct {
+	js      jetstream.JetStream
+	kind    string
+	timeout time.Duration
+}
 
-func (dlqMarshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, error) {
+func (p *dlqPublisher) Publish(_ string, msgs ...*message.Message) error {
+	for _, msg := range msgs {
+		ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+		err := dlq.Write(ctx, p.js, p.letter(msg))
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close has nothing to close: the publisher uses the service's connection,
+// which the caller owns.
+func (p *dlqPublisher) Close() error { return nil }
+
+func (p *dlqPublisher) letter(msg *message.Message) *dlq.Letter {
 	h := nats.Header{}
 	for k, v := range msg.Metadata {
 		if len(k) > 11 && k[:11] == "Leadstream-" {
@@ -341,10 +357,9 @@ func (dlqMarshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, erro
 	}
 	seq, _ := strconv.ParseUint(msg.Metadata.Get(mdSequence), 10, 64)
 	attempts, _ := strconv.Atoi(msg.Metadata.Get(mdDelivered))
-	_, stage, name := splitDLQ(topic)
-	l := &dlq.Letter{
-		Stage:    stage,
-		Name:     name,
+	return &dlq.Letter{
+		Stage:    dlq.StageNormalize,
+		Name:     p.kind,
 		Reason:   msg.Metadata.Get(mdReason),
 		Error:    msg.Metadata.Get(middleware.ReasonForPoisonedKey),
 		Subject:  msg.Metadata.Get(mdSubject),
@@ -353,22 +368,6 @@ func (dlqMarshaler) Marshal(topic string, msg *message.Message) (*nats.Msg, erro
 		Header:   h,
 		Body:     msg.Payload,
 	}
-	return l.Msg(stage + ":" + msg.UUID), nil
-}
-
-func splitDLQ(subject string) (prefix, stage, name string) {
-	var parts [3]string
-	i := 0
-	start := 0
-	for j := 0; j < len(subject) && i < 2; j++ {
-		if subject[j] == '.' {
-			parts[i] = subject[start:j]
-			i++
-			start = j + 1
-		}
-	}
-	parts[i] = subject[start:]
-	return parts[0], parts[1], parts[2]
 }
 
 // watchLag keeps the consumer lag and DLQ depth gauges current.

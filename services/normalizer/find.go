@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/streams"
 )
 
@@ -47,39 +48,21 @@ func EventSequence(ctx context.Context, js jetstream.JetStream, source, eventID 
 // covers one subject from the RAW message's time on.
 func findEvent(ctx context.Context, js jetstream.JetStream, subject, id string, since time.Time) (seq uint64, found bool, err error) {
 	start := since.Add(-time.Minute)
-	cons, err := js.OrderedConsumer(ctx, streams.EVENTS, jetstream.OrderedConsumerConfig{
+	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &start,
 		HeadersOnly:    true,
+	}
+	err = streams.Read(ctx, js, streams.EVENTS, cfg, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
+		if got, _ := envelope.HeaderValue(m.Headers(), envelope.HdrCEID); got == id {
+			seq, found = md.Sequence.Stream, true
+			return streams.ErrStop
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("looking for event in EVENTS: %w", err)
 	}
-	for {
-		batch, err := cons.FetchNoWait(512)
-		if err != nil {
-			return 0, false, fmt.Errorf("looking for event in EVENTS: %w", err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			md, mdErr := m.Metadata()
-			if m.Headers().Get(HdrCEID) == id {
-				if mdErr != nil {
-					return 0, true, nil
-				}
-				return md.Sequence.Stream, true, nil
-			}
-			if mdErr == nil && md.NumPending == 0 {
-				return 0, false, nil
-			}
-		}
-		if err := batch.Error(); err != nil {
-			return 0, false, fmt.Errorf("looking for event in EVENTS: %w", err)
-		}
-		if n == 0 {
-			return 0, false, nil
-		}
-	}
+	return seq, found, nil
 }

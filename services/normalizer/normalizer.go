@@ -258,7 +258,7 @@ func (s *Service) Process(ctx context.Context, raw *envelope.Raw, ref *leadstrea
 	if err != nil {
 		return 0, &deadLetter{reason: "unmarshalable", err: fmt.Errorf("encoding event: %w", err)}
 	}
-	msg := eventMsg(subject, ev, data)
+	msg := envelope.EventMsg(subject, ev, data)
 	tracing.Inject(ctx, msg.Header) // the webhook's trace goes on to the dispatchers
 	// An event carries the RAW body and its typed data, about twice the
 	// body, so a body that fit in RAW may not fit the server's max_payload

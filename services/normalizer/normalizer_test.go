@@ -2,8 +2,6 @@ package normalizer
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,8 +34,8 @@ type sample struct {
 }
 
 var samples = []sample{
-	{"marktplaats-lms/lead.json", "mp-leads", config.ProviderMarktplaatsLMS, envelope.KindLead, "leadDeliveryKey"},
-	{"marktplaats-lms/chat.json", "mp-leads", config.ProviderMarktplaatsLMS, envelope.KindChat, "chatMessagePushKey"},
+	{"marktplaats-lms/lead.json", "mp-leads", config.ProviderMarktplaatsLMS, envelope.KindLead, config.KeyIDLeadDelivery},
+	{"marktplaats-lms/chat.json", "mp-leads", config.ProviderMarktplaatsLMS, envelope.KindChat, config.KeyIDChatMessagePush},
 	{"marktplaats-api/bid-placed.json", "mp-api", config.ProviderMarktplaatsAPI, envelope.KindBid, "secret#0"},
 	{"marktplaats-api/bid-closed.json", "mp-api", config.ProviderMarktplaatsAPI, envelope.KindBid, "secret#0"},
 	{"marktplaats-api/asq-created.json", "mp-api", config.ProviderMarktplaatsAPI, envelope.KindASQ, "secret#0"},
@@ -76,8 +74,7 @@ func rawOf(t *testing.T, smp sample, suffix string) *envelope.Raw {
 		}
 	}
 	if pid == "" || smp.provider == config.ProviderLokalebasen {
-		sum := sha256.Sum256(body)
-		pid = "sha256:" + hex.EncodeToString(sum[:])
+		pid = eventid.BodyID(body)
 	}
 	pid += suffix
 	return &envelope.Raw{
@@ -192,7 +189,10 @@ func (f *fixture) events() map[string]*jetstream.RawStreamMsg {
 		if err != nil {
 			f.t.Fatal(err)
 		}
-		id := m.Header.Get(HdrCEID)
+		id, err := envelope.HeaderValue(m.Header, envelope.HdrCEID)
+		if err != nil {
+			f.t.Fatalf("EVENTS sequence %d: %v", seq, err)
+		}
 		if _, dup := out[id]; dup {
 			f.t.Fatalf("EVENTS holds event %s twice", id)
 		}
@@ -241,12 +241,12 @@ func TestNormalizeSamples(t *testing.T) {
 		if m.Subject != want {
 			t.Errorf("event %s (%s) on subject %s, want %s", id, ev.Type, m.Subject, want)
 		}
-		for _, h := range []string{HdrCESpecVersion, HdrCEID, HdrCEType, HdrCESource, HdrCETime, HdrCESubject} {
-			if m.Header.Get(h) == "" {
-				t.Errorf("event %s lacks %s", id, h)
-			}
+		ce, err := envelope.FromEventMsg(&nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+		if err != nil {
+			t.Errorf("event %s: %v", id, err)
+			continue
 		}
-		if m.Header.Get(HdrCEType) != ev.Type || m.Header.Get(HdrCESubject) != ev.AggregateId || m.Header.Get(nats.MsgIdHdr) != id {
+		if ce.Time.IsZero() || ce.Type != ev.Type || ce.Subject != ev.AggregateId || m.Header.Get(nats.MsgIdHdr) != id {
 			t.Errorf("event %s: headers %v", id, m.Header)
 		}
 	}
@@ -479,7 +479,7 @@ func TestDeadLetterReplay(t *testing.T) {
 	good := rawOf(t, samples[2], "-fixed")
 	l := &dlq.Letter{Stage: dlq.StageNormalize, Name: envelope.KindBid, Reason: "unsupported_type", Subject: good.Subject(),
 		Sequence: 99, Attempts: 1, Header: good.Msg().Header, Body: good.Body}
-	ack, err := f.js.PublishMsg(context.Background(), l.Msg("test"))
+	ack, err := f.js.PublishMsg(context.Background(), l.Msg())
 	if err != nil {
 		t.Fatal(err)
 	}

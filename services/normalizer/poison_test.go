@@ -139,9 +139,9 @@ func TestKindMismatch(t *testing.T) {
 	f := newFixture(t, nil)
 	f.start(envelope.KindLead, envelope.KindChat)
 	lead := rawOf(t, samples[0], "")
-	lead.Kind, lead.KeyID = envelope.KindChat, "chatMessagePushKey"
+	lead.Kind, lead.KeyID = envelope.KindChat, config.KeyIDChatMessagePush
 	chat := rawOf(t, samples[1], "")
-	chat.Kind, chat.KeyID = envelope.KindLead, "leadDeliveryKey"
+	chat.Kind, chat.KeyID = envelope.KindLead, config.KeyIDLeadDelivery
 	f.publishRaw(lead, "")
 	f.publishRaw(chat, "")
 	for _, c := range []struct {

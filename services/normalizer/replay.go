@@ -2,7 +2,6 @@ package normalizer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -60,7 +59,7 @@ func (s *Service) Replay(ctx context.Context, from ReplayFrom, kinds []string) (
 		cfg.FilterSubjects = append(cfg.FilterSubjects, "raw.*."+k+".*")
 	}
 	rep := &ReplayReport{}
-	err = eachMsg(ctx, s.js, streams.RAW, cfg, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
+	err = streams.Read(ctx, s.js, streams.RAW, cfg, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
 		rep.Read++
 		raw, err := envelope.FromMsg(&nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
 		if err != nil {
@@ -102,7 +101,7 @@ func (s *Service) publish(ctx context.Context, ev *leadstreamv1.Event) error {
 		return fmt.Errorf("encoding event %s: %w", ev.Id, err)
 	}
 	kind, action := mapping.Kind(ev.Type)
-	msg := eventMsg(streams.EventsSubject(kind, action, ev.Tenant, ev.AggregateId), ev, data)
+	msg := envelope.EventMsg(streams.EventsSubject(kind, action, ev.Tenant, ev.AggregateId), ev, data)
 	msg.Header.Del(nats.MsgIdHdr)
 	tracing.Inject(ctx, msg.Header)
 	ack, err := s.js.PublishMsg(ctx, msg)
@@ -119,58 +118,14 @@ func (s *Service) publish(ctx context.Context, ev *leadstreamv1.Event) error {
 // eventIDs reads the id of every event in EVENTS (headers only).
 func (s *Service) eventIDs(ctx context.Context) (map[string]bool, error) {
 	ids := map[string]bool{}
-	err := eachMsg(ctx, s.js, streams.EVENTS, jetstream.OrderedConsumerConfig{HeadersOnly: true}, func(m jetstream.Msg, _ *jetstream.MsgMetadata) error {
-		ids[m.Headers().Get(HdrCEID)] = true
+	err := streams.Read(ctx, s.js, streams.EVENTS, jetstream.OrderedConsumerConfig{HeadersOnly: true}, func(m jetstream.Msg, _ *jetstream.MsgMetadata) error {
+		// An id that does not decode is no event id a replay makes.
+		if id, err := envelope.HeaderValue(m.Headers(), envelope.HdrCEID); err == nil {
+			ids[id] = true
+		}
 		return nil
 	})
 	return ids, err
-}
-
-// eachMsg calls f for every message of stream matching cfg that exists when
-// it starts, in order.
-func eachMsg(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.OrderedConsumerConfig, f func(jetstream.Msg, *jetstream.MsgMetadata) error) error {
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", stream, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", stream, err)
-	}
-	last := info.State.LastSeq
-	if info.State.Msgs == 0 {
-		return nil
-	}
-	cons, err := st.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", stream, err)
-	}
-	for {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", stream, err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			md, err := m.Metadata()
-			if err != nil {
-				return fmt.Errorf("reading %s: %w", stream, err)
-			}
-			if err := f(m, md); err != nil {
-				return err
-			}
-			if md.NumPending == 0 || md.Sequence.Stream >= last {
-				return nil
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return fmt.Errorf("reading %s: %w", stream, err)
-		}
-		if n == 0 {
-			return nil
-		}
-	}
 }
 
 // ReplayDeadLetter normalizes a normalize-stage dead letter again (after a

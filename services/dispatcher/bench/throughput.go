@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/measure"
 	"github.com/leadstream/leadstream/pkg/streams"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
@@ -335,16 +336,5 @@ func eventMsg(p planned, received time.Time) (*nats.Msg, error) {
 		return nil, fmt.Errorf("bench: encoding %s: %w", p.id, err)
 	}
 	kind, action, _ := strings.Cut(ev.Type, ".")
-	// The CloudEvents binary-mode headers the normalizer sets; the
-	// dispatcher routes by ce-subject without decoding the body.
-	h := nats.Header{}
-	h.Set(nats.MsgIdHdr, ev.Id)
-	h["ce-specversion"] = []string{"1.0"}
-	h["ce-id"] = []string{ev.Id}
-	h["ce-type"] = []string{ev.Type}
-	h["ce-source"] = []string{"/leadstream/sources/" + ev.Source}
-	h["ce-time"] = []string{at.Format(time.RFC3339Nano)}
-	h["ce-subject"] = []string{ev.AggregateId}
-	h["content-type"] = []string{`application/protobuf; messageType="leadstream.v1.Event"`}
-	return &nats.Msg{Subject: streams.EventsSubject(kind, action, ev.Tenant, ev.AggregateId), Header: h, Data: data}, nil
+	return envelope.EventMsg(streams.EventsSubject(kind, action, ev.Tenant, ev.AggregateId), ev, data), nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/leadstream/leadstream/pkg/config"
+	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/measure"
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/services/normalizer"
@@ -192,7 +193,7 @@ type arrivals struct {
 
 func (a *arrivals) record(m jetstream.Msg) {
 	now := time.Now()
-	id := m.Headers().Get(normalizer.HdrCEID)
+	id, _ := envelope.HeaderValue(m.Headers(), envelope.HdrCEID)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if _, ok := a.at[id]; ok {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/leadstream/leadstream/pkg/backoff"
 )
 
 // ErrContention is returned by Update when every attempt lost to another
@@ -101,7 +103,7 @@ func Conflict(err error) bool {
 // that writers that collided do not collide again in lockstep. Update uses
 // it; so can callers that make their own compare-and-set loop.
 func Backoff(ctx context.Context, attempt int) error {
-	ceiling := min(time.Millisecond<<min(attempt-1, 7), 100*time.Millisecond)
+	ceiling := backoff.Exponential(time.Millisecond, 100*time.Millisecond, attempt)
 	t := time.NewTimer(rand.N(ceiling) + time.Millisecond/2)
 	defer t.Stop()
 	select {
