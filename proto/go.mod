@@ -1,10 +1,5 @@
 module github.com/leadstream/leadstream/proto
 
-go 1.26.8
+go 1.23
 
-require (
-	github.com/bufbuild/protocompile v0.14.1
-	google.golang.org/protobuf v1.36.12
-)
-
-require golang.org/x/sync v0.8.0 // indirect
+require google.golang.org/protobuf v1.36.12

@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/leadstream/leadstream/pkg/jsbatch"
@@ -30,19 +32,20 @@ var outcomes = []string{outcomeAccepted, outcomeDuplicate, outcomeUnauthorized, 
 	outcomeUnavailable, outcomeOverloaded, outcomeReadingOverloaded, outcomeReadTimeout, outcomeURITooLong}
 
 type metrics struct {
-	requests     *prometheus.CounterVec
-	verifyFails  *prometheus.CounterVec
-	publish      prometheus.Histogram
-	batch        *prometheus.HistogramVec
-	commit       *prometheus.HistogramVec
-	threshold    prometheus.Gauge
-	inFlight     prometheus.Gauge
-	reading      prometheus.Gauge
-	readingBytes prometheus.Gauge
-	logDropped   prometheus.Counter
+	requests    *prometheus.CounterVec
+	verifyFails *prometheus.CounterVec
+	publish     prometheus.Histogram
+	batch       *prometheus.HistogramVec
+	commit      *prometheus.HistogramVec
+	threshold   prometheus.Gauge
+	logDropped  prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics registers the edge's metrics with reg. The gauges of what the
+// edge holds read its counters when scraped: inFlight (requests holding a
+// slot), readers (bodies being read) and readingBytes (their reservation).
+func newMetrics(reg prometheus.Registerer, inFlight, readers, readingBytes *atomic.Int64) *metrics {
+	load := func(v *atomic.Int64) func() float64 { return func() float64 { return float64(v.Load()) } }
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "leadstream_edge_requests_total",
@@ -71,24 +74,24 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "leadstream_edge_commit_atomic_threshold",
 			Help: "Smallest group of requests the edge now commits as one atomic batch, from its measured costs (0: none).",
 		}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "leadstream_edge_in_flight",
-			Help: "Webhook requests being verified or committed to RAW now (at most max_in_flight).",
-		}),
-		reading: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "leadstream_edge_reading",
-			Help: "Webhook requests whose body is being read now.",
-		}),
-		readingBytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "leadstream_edge_reading_bytes",
-			Help: "Bytes of the reading budget (max_reading_bytes) reserved by bodies being read now.",
-		}),
 		logDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "leadstream_edge_rejection_log_lines_dropped_total",
 			Help: "Log lines about refused requests left out by sampling (the request counters count every one).",
 		}),
 	}
-	reg.MustRegister(m.requests, m.verifyFails, m.publish, m.batch, m.commit, m.threshold, m.inFlight, m.reading, m.readingBytes, m.logDropped)
+	reg.MustRegister(m.requests, m.verifyFails, m.publish, m.batch, m.commit, m.threshold, m.logDropped,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "leadstream_edge_in_flight",
+			Help: "Webhook requests being verified or committed to RAW now (at most max_in_flight).",
+		}, load(inFlight)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "leadstream_edge_reading",
+			Help: "Webhook requests whose body is being read now.",
+		}, load(readers)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "leadstream_edge_reading_bytes",
+			Help: "Bytes of the reading budget (max_reading_bytes) reserved by bodies being read now.",
+		}, load(readingBytes)))
 	return m
 }
 

@@ -1,8 +1,12 @@
 package edge
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/natstest"
 )
 
@@ -88,4 +93,61 @@ func TestRejectionLogIsSampled(t *testing.T) {
 			notAuthentic, rejected, 4*perKind, elapsed.Round(time.Millisecond), bound)
 	}
 	t.Logf("%d refusals in %s: %d log lines, %d left out", 4*perKind, elapsed.Round(time.Millisecond), lines, dropped)
+}
+
+// TestCancelledRequestLogsNoError: a provider that hangs up while its webhook
+// waits for the PubAck is no failure of the edge's: no error line, one debug
+// line, and it counts as unavailable (it has no outcome of its own).
+func TestCancelledRequestLogsNoError(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	ns := natstest.RunServer(t)
+	px := natstest.NewProxy(t, ns.Addr().String())
+	h := newHarnessLogging(t, px.URL(), func(c *config.Config) { c.PublishTimeout = config.Dur(30 * time.Second) }, zap.New(core))
+	v := vectorNamed(t, h.vec, "mpapi-bid-placed-ok")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, v.Method, h.url+v.Target(), bytes.NewReader(v.Body()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, val := range v.Headers {
+		req.Header.Set(k, val)
+	}
+
+	px.Freeze() // no PubAck comes
+	defer px.Thaw()
+	done := make(chan error, 1)
+	go func() {
+		resp, err := h.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	natstest.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if n := h.edge.inFlight.Load(); n != 1 || px.Held() == 0 {
+			return fmt.Errorf("%d in flight, %d bytes held: not yet waiting for the PubAck", n, px.Held())
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("client: %v, want it cancelled", err)
+	}
+	natstest.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if n := h.edge.inFlight.Load(); n != 0 {
+			return fmt.Errorf("%d requests still in flight", n)
+		}
+		return nil
+	})
+
+	for _, e := range logs.FilterLevelExact(zapcore.ErrorLevel).All() {
+		t.Errorf("error line for a request the client cancelled: %s %v", e.Message, e.ContextMap())
+	}
+	if n := logs.FilterMessage("webhook cancelled by the client").FilterLevelExact(zapcore.DebugLevel).Len(); n != 1 {
+		t.Errorf("%d debug lines saying the client cancelled, want 1", n)
+	}
+	if m := h.metrics(); !strings.Contains(m, `leadstream_edge_requests_total{outcome="unavailable",source="mp-api"} 1`) {
+		t.Errorf("the cancelled request is not counted as unavailable:\n%s", grepLines(m, "leadstream_edge_requests_total"))
+	}
 }

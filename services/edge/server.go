@@ -68,8 +68,11 @@ type Server struct {
 	slots chan struct{}
 	// reading is the byte budget of bodies being read (max_reading_bytes).
 	reading *semaphore.Weighted
-	readers atomic.Int64 // requests reading their body now
-	mux     *http.ServeMux
+	// What the edge holds now, read by the gauges when scraped.
+	inFlight     atomic.Int64 // requests holding a slot
+	readers      atomic.Int64 // requests reading their body
+	readingBytes atomic.Int64 // the reading budget they reserve
+	mux          *http.ServeMux
 }
 
 type source struct {
@@ -100,10 +103,10 @@ func New(o Options) (*Server, error) {
 		js:      o.JetStream,
 		log:     o.Logger,
 		sources: map[string]*source{},
-		metrics: newMetrics(o.Registry),
 		slots:   make(chan struct{}, o.Config.MaxInFlight),
 		reading: semaphore.NewWeighted(o.Config.MaxReadingBytes),
 	}
+	s.metrics = newMetrics(o.Registry, &s.inFlight, &s.readers, &s.readingBytes)
 	s.rejectLog = o.Logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewSamplerWithOptions(c, time.Second, rejectLogFirst, rejectLogThereafter,
 			zapcore.SamplerHook(func(_ zapcore.Entry, d zapcore.SamplingDecision) {
@@ -198,24 +201,101 @@ type accepted struct {
 // what the headers alone refuse is answered before the body is read; reading
 // the body takes a share of the reading budget (max_reading_bytes) for at
 // most body_read_timeout; only verification and the commit to RAW take an
-// in-flight slot (max_in_flight).
+// in-flight slot (max_in_flight). Whatever it refuses, refuse answers.
 func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("source")
+	src, req, err := s.admit(r, name)
+	if err == nil {
+		req.Body, err = s.readBody(w, r)
+	}
+	if err != nil {
+		// Refused before or while the body was read: the rest of it is not
+		// waited for.
+		closeAfter(w)
+		s.refuse(w, r, name, err)
+		return
+	}
+
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		s.refuse(w, r, name, errOverloaded)
+		return
+	}
+	s.inFlight.Add(1)
+	defer func() {
+		<-s.slots
+		s.inFlight.Add(-1)
+	}()
+
+	res, err := src.verifier.Verify(req)
+	if err != nil {
+		s.refuse(w, r, name, err)
+		return
+	}
+
+	ev := extract.Extract(src.cfg.Provider, res.KeyID, req.Body)
+	raw := &envelope.Raw{
+		Source:          name,
+		Provider:        src.cfg.Provider,
+		Tenant:          src.cfg.Tenant,
+		Kind:            ev.Kind,
+		EventID:         eventid.New(name, ev.ProviderEventID),
+		ProviderEventID: ev.ProviderEventID,
+		ReceivedAt:      time.Now().UTC(),
+		Method:          r.Method,
+		Path:            req.Path,
+		KeyID:           res.KeyID,
+		ContentType:     clipContentType(r.Header.Get("Content-Type")),
+		Signature:       signatureHeaders(r.Header, src.sigHeaders),
+		Body:            req.Body,
+	}
+	// The webhook's trace starts here (under the provider's traceparent,
+	// when it sends one) and travels on in RAW's headers.
+	sctx, span := tracing.Tracer().Start(propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), "POST /hooks/{source}",
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+			attribute.String("http.request.method", r.Method), attribute.String("http.route", "/hooks/{source}"),
+			attribute.String("leadstream.source", name), attribute.String("leadstream.event_id", raw.EventID),
+			attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", raw.Subject()),
+			attribute.String("messaging.operation.type", "send")))
+	defer span.End()
+	msg := raw.Msg()
+	tracing.Inject(sctx, msg.Header)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(sctx, s.cfg.PublishTimeout.Duration)
+	pub, err := s.pub.Publish(ctx, msg)
+	cancel()
+	s.metrics.publish.Observe(time.Since(start).Seconds())
+	if err != nil {
+		span.SetStatus(codes.Error, "not stored")
+		s.refuse(w, r, name, err, zap.String("event_id", raw.EventID))
+		return
+	}
+	outcome := outcomeAccepted
+	if pub.Duplicate {
+		outcome = outcomeDuplicate
+	}
+	s.metrics.requests.WithLabelValues(name, outcome).Inc()
+	if ce := s.log.Check(zap.DebugLevel, "webhook stored"); ce != nil {
+		ce.Write(zap.String("source", name), zap.String("event_id", raw.EventID), zap.String("kind", raw.Kind), zap.Bool("duplicate", pub.Duplicate))
+	}
+	writeJSON(w, http.StatusAccepted, accepted{ID: raw.EventID, Duplicate: pub.Duplicate})
+}
+
+// admit takes what arrives before the body: the source named in the path,
+// the request target and announced length within their bounds, and the
+// verifier's precheck of the headers. It returns the request to verify once
+// the body is in.
+func (s *Server) admit(r *http.Request, name string) (*source, *verify.Request, error) {
 	src, ok := s.sources[name]
 	if !ok || (r.PathValue("token") != "" && !src.token) {
-		// An unknown name is not a label value: anyone can make up names.
-		s.metrics.requests.WithLabelValues("", outcomeNotFound).Inc()
-		closeAfter(w)
-		writeError(w, http.StatusNotFound, "unknown source", "")
-		return
+		return nil, nil, errUnknownSource
 	}
 	if len(r.RequestURI) > maxRequestURI {
-		s.reject(w, name, http.StatusRequestURITooLong, outcomeURITooLong, fmt.Errorf("request target of %d bytes over %d", len(r.RequestURI), maxRequestURI))
-		return
+		return nil, nil, fmt.Errorf("%w: %d bytes over %d", errURITooLong, len(r.RequestURI), maxRequestURI)
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		s.reject(w, name, http.StatusRequestEntityTooLarge, outcomeTooLarge, fmt.Errorf("content length %d over limit %d", r.ContentLength, s.cfg.MaxBodyBytes))
-		return
+		return nil, nil, fmt.Errorf("%w: content length %d over limit %d", errTooLarge, r.ContentLength, s.cfg.MaxBodyBytes)
 	}
 	req := &verify.Request{
 		Method:   r.Method,
@@ -234,123 +314,9 @@ func (s *Server) hook(w http.ResponseWriter, r *http.Request) {
 		req.Path = src.cfg.PublicPath
 	}
 	if err := src.verifier.Precheck(req); err != nil {
-		closeAfter(w)
-		s.unauthentic(w, name, err)
-		return
+		return nil, nil, err
 	}
-
-	body, status, why, err := s.readBody(w, r)
-	if err != nil {
-		s.reject(w, name, status, why, err)
-		return
-	}
-	req.Body = body
-
-	select {
-	case s.slots <- struct{}{}:
-	default:
-		s.metrics.requests.WithLabelValues(name, outcomeOverloaded).Inc()
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusTooManyRequests, "overloaded", "")
-		return
-	}
-	s.metrics.inFlight.Inc()
-	defer func() {
-		<-s.slots
-		s.metrics.inFlight.Dec()
-	}()
-
-	res, err := src.verifier.Verify(req)
-	if err != nil {
-		s.unauthentic(w, name, err)
-		return
-	}
-
-	ev := extract.Extract(src.cfg.Provider, res.KeyID, body)
-	raw := &envelope.Raw{
-		Source:          name,
-		Provider:        src.cfg.Provider,
-		Tenant:          src.cfg.Tenant,
-		Kind:            ev.Kind,
-		EventID:         eventid.New(name, ev.ProviderEventID),
-		ProviderEventID: ev.ProviderEventID,
-		ReceivedAt:      time.Now().UTC(),
-		Method:          r.Method,
-		Path:            req.Path,
-		KeyID:           res.KeyID,
-		ContentType:     clipContentType(r.Header.Get("Content-Type")),
-		Signature:       signatureHeaders(r.Header, src.sigHeaders),
-		Body:            body,
-	}
-	// The webhook's trace starts here (under the provider's traceparent,
-	// when it sends one) and travels on in RAW's headers.
-	sctx, span := tracing.Tracer().Start(propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), "POST /hooks/{source}",
-		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-			attribute.String("http.request.method", r.Method), attribute.String("http.route", "/hooks/{source}"),
-			attribute.String("leadstream.source", name), attribute.String("leadstream.event_id", raw.EventID),
-			attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", raw.Subject()),
-			attribute.String("messaging.operation.type", "send")))
-	defer span.End()
-	msg := raw.Msg()
-	tracing.Inject(sctx, msg.Header)
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(sctx, s.cfg.PublishTimeout.Duration)
-	pub, err := s.pub.Publish(ctx, msg)
-	cancel()
-	if err != nil {
-		span.SetStatus(codes.Error, "not stored")
-	}
-	s.metrics.publish.Observe(time.Since(start).Seconds())
-	if errors.Is(err, jsbatch.ErrTooLarge) {
-		// Only a server whose max_payload shrank since the edge started
-		// (checked then) gets here. A retry cannot succeed: 413, not 503.
-		s.metrics.requests.WithLabelValues(name, outcomeTooLarge).Inc()
-		s.log.Error("webhook too large for the NATS server", zap.String("source", name), zap.String("event_id", raw.EventID), zap.Error(err))
-		writeError(w, http.StatusRequestEntityTooLarge, http.StatusText(http.StatusRequestEntityTooLarge), "")
-		return
-	}
-	if err != nil {
-		s.metrics.requests.WithLabelValues(name, outcomeUnavailable).Inc()
-		s.log.Error("webhook not stored", zap.String("source", name), zap.String("event_id", raw.EventID), zap.Error(err))
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "jetstream unavailable", "")
-		return
-	}
-	outcome := outcomeAccepted
-	if pub.Duplicate {
-		outcome = outcomeDuplicate
-	}
-	s.metrics.requests.WithLabelValues(name, outcome).Inc()
-	if ce := s.log.Check(zap.DebugLevel, "webhook stored"); ce != nil {
-		ce.Write(zap.String("source", name), zap.String("event_id", raw.EventID), zap.String("kind", raw.Kind), zap.Bool("duplicate", pub.Duplicate))
-	}
-	writeJSON(w, http.StatusAccepted, accepted{ID: raw.EventID, Duplicate: pub.Duplicate})
-}
-
-// unauthentic answers a request that failed verification: 401, or 403 for an
-// address outside a token source's allow-list.
-func (s *Server) unauthentic(w http.ResponseWriter, name string, err error) {
-	reason := verify.Reason(err)
-	s.metrics.requests.WithLabelValues(name, outcomeUnauthorized).Inc()
-	s.metrics.verifyFails.WithLabelValues(name, reason).Inc()
-	s.rejectLog.Warn("webhook not authentic", zap.String("source", name), zap.String("reason", reason))
-	status := http.StatusUnauthorized
-	if errors.Is(err, verify.ErrForbiddenIP) {
-		status = http.StatusForbidden
-	}
-	writeError(w, status, "unauthorized", reason)
-}
-
-// reject answers a request refused for its shape or timing, not its
-// credentials. Its body may be unread, so the connection is not reused.
-func (s *Server) reject(w http.ResponseWriter, name string, status int, outcome string, err error) {
-	s.metrics.requests.WithLabelValues(name, outcome).Inc()
-	s.rejectLog.Info("webhook rejected", zap.String("source", name), zap.String("outcome", outcome), zap.Error(err))
-	closeAfter(w)
-	if status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
-	}
-	writeError(w, status, http.StatusText(status), "")
+	return src, req, nil
 }
 
 // closeGrace is how long net/http may go on reading an unread body after a
@@ -371,46 +337,35 @@ func closeAfter(w http.ResponseWriter) {
 const minReadingWeight = 512
 
 // readBody reads the body within the reading budget and body_read_timeout.
-// On failure it returns the status and outcome to answer with.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, string, error) {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	weight := r.ContentLength
 	if weight < 0 { // chunked: it may be as large as allowed
 		weight = s.cfg.MaxBodyBytes
 	}
 	weight = max(weight, minReadingWeight)
 	if !s.reading.TryAcquire(weight) {
-		return nil, http.StatusTooManyRequests, outcomeReadingOverloaded, fmt.Errorf("reading budget of %d bytes is taken", s.cfg.MaxReadingBytes)
+		return nil, fmt.Errorf("%w: max_reading_bytes %d", errReadingOverloaded, s.cfg.MaxReadingBytes)
 	}
 	s.readers.Add(1)
-	s.metrics.readingBytes.Add(float64(weight))
-	s.metrics.reading.Inc()
+	s.readingBytes.Add(weight)
 	defer func() {
 		s.reading.Release(weight)
 		s.readers.Add(-1)
-		s.metrics.readingBytes.Sub(float64(weight))
-		s.metrics.reading.Dec()
+		s.readingBytes.Add(-weight)
 	}()
 
 	rc := http.NewResponseController(w)
 	if err := rc.SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout.Duration)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-		return nil, http.StatusBadRequest, outcomeBadRequest, fmt.Errorf("setting the body deadline: %w", err)
+		return nil, fmt.Errorf("%w: setting its deadline: %w", errReadingBody, err)
 	}
 	body, err := readAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
 	// Once the body is in, net/http watches the connection for the client
 	// going away; a deadline passing during the commit must not look like it.
 	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		var netErr net.Error
-		switch {
-		case errors.As(err, &tooLarge):
-			return nil, http.StatusRequestEntityTooLarge, outcomeTooLarge, fmt.Errorf("body over limit %d", s.cfg.MaxBodyBytes)
-		case errors.As(err, &netErr) && netErr.Timeout():
-			return nil, http.StatusRequestTimeout, outcomeReadTimeout, fmt.Errorf("body not received within %s", s.cfg.BodyReadTimeout.Duration)
-		}
-		return nil, http.StatusBadRequest, outcomeBadRequest, fmt.Errorf("reading body: %w", err)
+		return nil, fmt.Errorf("%w: %w", errReadingBody, err)
 	}
-	return body, 0, "", nil
+	return body, nil
 }
 
 // readAll reads a body of known length into a buffer of exactly that size,
