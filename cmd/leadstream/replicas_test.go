@@ -192,15 +192,17 @@ func TestReplicasAndSIGKILL(t *testing.T) {
 // eventIDs counts the EVENTS messages per ce-id.
 func eventIDs(t *testing.T, js jetstream.JetStream) map[string]int {
 	t.Helper()
-	ids := map[string]int{}
-	err := streams.Read(context.Background(), js, streams.EVENTS, jetstream.OrderedConsumerConfig{HeadersOnly: true}, func(m jetstream.Msg, _ *jetstream.MsgMetadata) error {
-		id, _ := envelope.HeaderValue(m.Headers(), envelope.HdrCEID)
-		ids[id]++
-		return nil
+	var ids map[string]int
+	// A node that was just restarted may not answer for JetStream yet (no
+	// responders): try again, within a bound.
+	natstest.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
+		ids = map[string]int{}
+		return streams.Read(context.Background(), js, streams.EVENTS, jetstream.OrderedConsumerConfig{HeadersOnly: true}, func(m jetstream.Msg, _ *jetstream.MsgMetadata) error {
+			id, _ := envelope.HeaderValue(m.Headers(), envelope.HdrCEID)
+			ids[id]++
+			return nil
+		})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return ids
 }
 
