@@ -374,9 +374,9 @@ func verifiedKeyID(smp simulate.Sample) string {
 	switch smp.Provider {
 	case config.ProviderMarktplaatsLMS:
 		if strings.Contains(smp.Name, "chat") {
-			return "chatMessagePushKey"
+			return config.KeyIDChatMessagePush
 		}
-		return "leadDeliveryKey"
+		return config.KeyIDLeadDelivery
 	case config.ProviderLokalebasen:
 		return "token#0"
 	default:

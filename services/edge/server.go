@@ -152,13 +152,13 @@ func newSource(sc *config.Source, now func() time.Time) (*source, error) {
 	switch sc.Provider {
 	case config.ProviderMarktplaatsLMS:
 		src.verifier = verify.NewCavage(sc.Keys, sc.MaxClockSkew.Duration, now)
-		src.sigHeaders = []string{"Digest", "Signature"}
+		src.sigHeaders = []string{config.HeaderDigest, config.HeaderSignature}
 	case config.ProviderMarktplaatsAPI:
-		src.verifier = verify.NewHMAC("X-Ecg-Signature", byteSlices(sc.Secrets))
-		src.sigHeaders = []string{"X-Ecg-Signature"}
+		src.verifier = verify.NewHMAC(config.HeaderEcgSignature, byteSlices(sc.Secrets))
+		src.sigHeaders = []string{config.HeaderEcgSignature}
 	case config.ProviderOfferteAdviseur:
-		src.verifier = verify.NewHMAC("X-Offerte-Adviseur-Signature", byteSlices(sc.Secrets))
-		src.sigHeaders = []string{"X-Offerte-Adviseur-Signature"}
+		src.verifier = verify.NewHMAC(config.HeaderOfferteAdviseurSignature, byteSlices(sc.Secrets))
+		src.sigHeaders = []string{config.HeaderOfferteAdviseurSignature}
 	case config.ProviderLokalebasen:
 		src.verifier = verify.NewToken(sc.AllTokens(), sc.Allow)
 		src.token = true

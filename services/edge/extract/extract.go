@@ -16,14 +16,8 @@ import (
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/eventid"
+	"github.com/leadstream/leadstream/pkg/natskey"
 )
-
-// maxIDLen bounds a provider event id used as-is in a header; longer or
-// stranger ids are replaced by their hash.
-const maxIDLen = 128
-
-// bodyIDPrefix starts every eventid.BodyID.
-const bodyIDPrefix = "sha256:"
 
 // Event is what the edge learns about a body.
 type Event struct {
@@ -62,7 +56,7 @@ func Extract(provider, keyID string, body []byte) Event {
 // printable ASCII without spaces, bounded. An id that starts like a body hash
 // is refused too, so that a provider's id can never equal another body's hash.
 func usableID(id string) bool {
-	if id == "" || len(id) > maxIDLen || !utf8.ValidString(id) || strings.HasPrefix(id, bodyIDPrefix) {
+	if id == "" || len(id) > natskey.MaxIDLen || !utf8.ValidString(id) || strings.HasPrefix(id, eventid.BodyIDPrefix) {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -127,9 +121,9 @@ func marktplaatsLMS(keyID string, body []byte) (kind, id string) {
 		return envelope.KindUnknown, ""
 	}
 	switch {
-	case keyID == "leadDeliveryKey":
+	case keyID == config.KeyIDLeadDelivery:
 		kind = envelope.KindLead
-	case keyID == "chatMessagePushKey":
+	case keyID == config.KeyIDChatMessagePush:
 		kind = envelope.KindChat
 	case present(p.MessageID):
 		kind = envelope.KindChat

@@ -113,9 +113,9 @@ func (s *Signer) Request(ctx context.Context, baseURL string, src *config.Source
 	req.Header.Set("Content-Type", "application/json")
 	switch src.Provider {
 	case config.ProviderMarktplaatsLMS:
-		keyID := "leadDeliveryKey"
+		keyID := config.KeyIDLeadDelivery
 		if strings.Contains(sampleName, "chat") {
-			keyID = "chatMessagePushKey"
+			keyID = config.KeyIDChatMessagePush
 		}
 		key, ok := s.keys[src.Name][keyID]
 		if !ok {
@@ -130,12 +130,12 @@ func (s *Signer) Request(ctx context.Context, baseURL string, src *config.Source
 			now = s.Now
 		}
 		digest, sig := verify.SignCavage(key, keyID, http.MethodPost, signed, now().Unix(), body)
-		req.Header.Set("Digest", digest)
-		req.Header.Set("Signature", sig)
+		req.Header.Set(config.HeaderDigest, digest)
+		req.Header.Set(config.HeaderSignature, sig)
 	case config.ProviderMarktplaatsAPI:
-		req.Header.Set("X-Ecg-Signature", verify.HMACHex([]byte(src.Secrets[0]), body))
+		req.Header.Set(config.HeaderEcgSignature, verify.HMACHex([]byte(src.Secrets[0]), body))
 	case config.ProviderOfferteAdviseur:
-		req.Header.Set("X-Offerte-Adviseur-Signature", verify.HMACHex([]byte(src.Secrets[0]), body))
+		req.Header.Set(config.HeaderOfferteAdviseurSignature, verify.HMACHex([]byte(src.Secrets[0]), body))
 	}
 	return req, nil
 }
