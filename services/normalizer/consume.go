@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -351,7 +352,7 @@ func (p *dlqPublisher) Close() error { return nil }
 func (p *dlqPublisher) letter(msg *message.Message) *dlq.Letter {
 	h := nats.Header{}
 	for k, v := range msg.Metadata {
-		if len(k) > 11 && k[:11] == "Leadstream-" {
+		if strings.HasPrefix(k, "Leadstream-") {
 			h.Set(k, v)
 		}
 	}
