@@ -116,6 +116,19 @@ func (f *fakeLMS) ids(subject string) []string {
 	return out
 }
 
+// acceptedOnceEach fails the test for every event the LMS accepted more
+// than once.
+func (f *fakeLMS) acceptedOnceEach() {
+	f.t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, n := range f.seen {
+		if n != 1 {
+			f.t.Errorf("%s accepted %d times", id, n)
+		}
+	}
+}
+
 // waitFor waits until the LMS has accepted n distinct events.
 func (f *fakeLMS) waitFor(n int) {
 	f.t.Helper()
@@ -460,13 +473,7 @@ func TestRestartMidFlight(t *testing.T) {
 	if got := lms.ids("conv/r"); !slices.Equal(got, []string{"lead-r", "chat-r"}) {
 		t.Fatalf("conv/r: %v", got)
 	}
-	lms.mu.Lock()
-	defer lms.mu.Unlock()
-	for id, n := range lms.seen {
-		if n != 1 {
-			t.Errorf("%s accepted %d times", id, n)
-		}
-	}
+	lms.acceptedOnceEach()
 }
 
 // TestFilters: an adapter gets only the types and tenants it subscribes to,
