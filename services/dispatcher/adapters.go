@@ -6,9 +6,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/leadstream/leadstream/pkg/config"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/natsstream"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/webhook"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/natsstream"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/webhook"
 )
 
 // NewAdapter builds the adapter an adapters[] entry describes.

@@ -29,7 +29,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/pkg/tracing"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter"
 	"github.com/leadstream/leadstream/services/dispatcher/internal/kvcas"
 )
 

@@ -11,7 +11,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/dlq"
 	"github.com/leadstream/leadstream/pkg/tracing"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter"
 )
 
 // ReplayDeadLetter delivers a deliver-stage dead letter to its adapter

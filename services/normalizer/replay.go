@@ -16,7 +16,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/pkg/tracing"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
-	"github.com/leadstream/leadstream/services/normalizer/mapping"
+	"github.com/leadstream/leadstream/services/normalizer/internal/mapping"
 )
 
 // ReplayFrom says where a replay starts in RAW: a sequence, or a time.

@@ -29,7 +29,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/embedded"
 	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/streams"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/webhook"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/webhook"
 )
 
 // adapterName is the one adapter the bench configures, pointing at its

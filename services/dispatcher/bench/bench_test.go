@@ -24,7 +24,7 @@ import (
 	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/services/dispatcher"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/webhook"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/webhook"
 )
 
 // demoConfig is the config `make bench` uses.

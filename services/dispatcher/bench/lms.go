@@ -11,7 +11,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/webhook"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/webhook"
 )
 
 // lms is the fake LMS the dispatcher delivers to: an HTTP server on

@@ -17,7 +17,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"go.uber.org/zap"
 
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/webhook"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/webhook"
 )
 
 // maxBody is the largest request the demo reads; events are a few KiB.

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/webhook"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/webhook"
 )
 
 // maxText is how much of a free-text field (an advertisement title) a line

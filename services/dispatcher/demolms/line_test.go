@@ -4,9 +4,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/leadstream/leadstream/services/dispatcher/adapter"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/adaptertest"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/webhook"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/adaptertest"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/webhook"
 )
 
 // TestOrphanMissingPrinted: an orphan's line says what it went without, so

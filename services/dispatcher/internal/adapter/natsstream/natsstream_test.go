@@ -19,9 +19,9 @@ import (
 	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/natstest"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/adaptertest"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/natsstream"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/adaptertest"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/natsstream"
 )
 
 // bound is how long a test waits for anything that should happen.

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/leadstream/leadstream/services/dispatcher/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter"
 )
 
 // ErrAbandoned is the cause of a delivery's context when Close gave up

@@ -21,9 +21,9 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/leadstream/leadstream/pkg/config"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/adaptertest"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/webhook"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/adaptertest"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/webhook"
 )
 
 // bound is how long a test waits for anything that should happen.

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter"
 )
 
 // ContentType is the Content-Type of every webhook request: CloudEvents in

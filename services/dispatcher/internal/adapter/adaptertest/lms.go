@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leadstream/leadstream/services/dispatcher/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter"
 )
 
 // Outcome is what the fake LMS does with one delivery attempt. It speaks in

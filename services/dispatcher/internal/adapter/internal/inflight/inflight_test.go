@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leadstream/leadstream/services/dispatcher/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter"
 )
 
 func TestLifecycle(t *testing.T) {

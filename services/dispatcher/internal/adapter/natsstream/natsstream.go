@@ -26,8 +26,8 @@ import (
 	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/natskey"
 	"github.com/leadstream/leadstream/pkg/streams"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/internal/inflight"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/internal/inflight"
 )
 
 // Type is the adapter type in config (adapters[].type).

@@ -17,9 +17,9 @@ import (
 	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/pkg/streams"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/adaptertest"
-	"github.com/leadstream/leadstream/services/dispatcher/adapter/natsstream"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/adaptertest"
+	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/natsstream"
 )
 
 // connected builds an adapter named crm on s and connects it; it is closed
