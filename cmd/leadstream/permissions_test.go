@@ -32,6 +32,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"google.golang.org/protobuf/proto"
 
+	pl "github.com/leadstream/leadstream/cmd/leadstream/pipeline"
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/dlq"
 	"github.com/leadstream/leadstream/pkg/envelope"
@@ -40,8 +41,6 @@ import (
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/pkg/testvectors"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
-	"github.com/leadstream/leadstream/services/dispatcher"
-	"github.com/leadstream/leadstream/services/edge"
 	"github.com/leadstream/leadstream/services/edge/simulate"
 	"github.com/leadstream/leadstream/services/normalizer"
 )
@@ -550,47 +549,40 @@ func startServices(t *testing.T, cfg *config.Config, urls map[string]string) (st
 	if err := provision(ctx, pjs, cfg, log.Named("provision"), &made); err != nil {
 		t.Fatalf("provision: %v\n%s", err, made.String())
 	}
-	_, ejs := connect("edge")
-	nnc, njs := connect("normalizer")
-	dnc, djs := connect("dispatcher")
-	run := func(name string, nc *nats.Conn, js jetstream.JetStream, f func(context.Context) error) {
-		running.Add(1)
-		go func() {
-			defer running.Done()
-			if err := f(ctx); err != nil {
-				t.Errorf("%s: %v", name, err)
-			}
-		}()
+	type conn struct {
+		nc *nats.Conn
+		js jetstream.JetStream
+	}
+	conns := map[string]conn{}
+	p, err := pl.New(ctx, pl.Options{Config: cfg, Services: pl.Services{Edge: true, Normalizer: true, Dispatcher: true}, Logger: log,
+		ConnOf: func(service string) pl.Conn {
+			nc, js := connect(service)
+			conns[service] = conn{nc, js}
+			return pl.Conn{URL: urls[service], JetStream: js}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	edgeSrv := httptest.NewServer(p.Edge)
+	t.Cleanup(edgeSrv.Close)
+	if code, body := get(t, edgeSrv.URL+"/readyz"); code != http.StatusOK {
+		t.Errorf("edge /readyz: %d %s", code, body)
+	}
+	running.Go(func() {
+		if err := p.Run(ctx, nil); err != nil {
+			t.Errorf("pipeline: %v", err)
+		}
+	})
+	for _, name := range []string{pl.Normalizer, pl.Dispatcher} {
 		rec := httptest.NewRecorder()
-		adminHandler(nc, js, prometheus.NewRegistry(), nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		c := conns[name]
+		adminHandler(c.nc, c.js, prometheus.NewRegistry(), nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		if rec.Code != http.StatusOK {
 			t.Errorf("%s /readyz: %d %s", name, rec.Code, rec.Body)
 		}
 	}
-
-	e, err := edge.New(edge.Options{Config: cfg, JetStream: ejs, Logger: log.Named("edge")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	edgeSrv := httptest.NewServer(e)
-	t.Cleanup(func() { edgeSrv.Close(); e.Close() })
-	if code, body := get(t, edgeSrv.URL+"/readyz"); code != http.StatusOK {
-		t.Errorf("edge /readyz: %d %s", code, body)
-	}
-
-	n, err := normalizer.New(ctx, normalizer.Options{Config: cfg, URL: urls["normalizer"], JetStream: njs, Logger: log.Named("normalizer")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run("normalizer", nnc, njs, func(ctx context.Context) error { defer n.Close(); return n.Run(ctx) })
-
-	d, err := dispatcher.New(ctx, dispatcher.Options{Config: cfg, JetStream: djs, Logger: log.Named("dispatcher"), Projection: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run("dispatcher", dnc, djs, d.Run)
 	t.Cleanup(func() { cancel(); running.Wait() })
-	return edgeSrv.URL, n
+	return edgeSrv.URL, p.Normalizer
 }
 
 // lookIntoEvents has the normalizer process an Offerte lead again as a

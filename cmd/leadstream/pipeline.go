@@ -23,14 +23,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	pl "github.com/leadstream/leadstream/cmd/leadstream/pipeline"
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/embedded"
 	"github.com/leadstream/leadstream/pkg/logging"
 	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/streams"
-	"github.com/leadstream/leadstream/services/dispatcher"
-	"github.com/leadstream/leadstream/services/edge"
-	"github.com/leadstream/leadstream/services/normalizer"
 )
 
 // defaultConfig is the config file used when neither --config nor
@@ -59,15 +57,7 @@ func cmdCheck(args []string) error {
 
 // services says which parts of the pipeline a process runs.
 type services struct {
-	edge       bool
-	normalizer bool
-	dispatcher bool
-	// adapters limits the dispatcher; empty is all.
-	adapters []string
-	// projectionOnly runs the dispatcher's leads projection and no adapter.
-	projectionOnly bool
-	// kinds limits the normalizer; empty is all.
-	kinds []string
+	pl.Services
 	// embeddedOK allows an embedded JetStream when nats.url is empty.
 	embeddedOK bool
 	// adminListen serves /healthz, /readyz and /metrics for a process
@@ -79,14 +69,14 @@ func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	path := configFlag(fs)
 	_ = fs.Parse(args)
-	return runPipeline(*path, services{edge: true, normalizer: true, dispatcher: true, embeddedOK: true})
+	return runPipeline(*path, services{Services: pl.All, embeddedOK: true})
 }
 
 func cmdEdge(args []string) error {
 	fs := flag.NewFlagSet("edge", flag.ExitOnError)
 	path := configFlag(fs)
 	_ = fs.Parse(args)
-	return runPipeline(*path, services{edge: true})
+	return runPipeline(*path, services{Services: pl.Services{Edge: true}})
 }
 
 func cmdNormalizer(args []string) error {
@@ -95,7 +85,7 @@ func cmdNormalizer(args []string) error {
 	kinds := fs.String("kinds", "", "comma-separated kinds to consume (lead,chat,bid,asq,transaction,call,enquiry,invoice,unknown); empty: all")
 	admin := fs.String("admin-listen", ":9090", "address for /healthz, /readyz and /metrics")
 	_ = fs.Parse(args)
-	return runPipeline(*path, services{normalizer: true, kinds: splitList(*kinds), adminListen: *admin})
+	return runPipeline(*path, services{Services: pl.Services{Normalizer: true, Kinds: splitList(*kinds)}, adminListen: *admin})
 }
 
 func cmdDispatcher(args []string) error {
@@ -108,7 +98,7 @@ func cmdDispatcher(args []string) error {
 	if *projectionOnly && *adapters != "" {
 		return errors.New("--projection-only and --adapters exclude each other")
 	}
-	return runPipeline(*path, services{dispatcher: true, adapters: splitList(*adapters), projectionOnly: *projectionOnly, adminListen: *admin})
+	return runPipeline(*path, services{Services: pl.Services{Dispatcher: true, Adapters: splitList(*adapters), ProjectionOnly: *projectionOnly}, adminListen: *admin})
 }
 
 func splitList(s string) []string {
@@ -193,21 +183,18 @@ func runPipeline(path string, svc services) error {
 	g.Add(run.SignalHandler(context.Background(), os.Interrupt, syscall.SIGTERM))
 	actor(&g, func(ctx context.Context) error { return watchConn(ctx, connClosed) })
 
-	if svc.normalizer {
-		n, err := normalizer.New(ctx, normalizer.Options{Config: cfg, URL: url, JetStream: js, Logger: log.Named("normalizer"), Registry: reg, Kinds: svc.kinds})
-		if err != nil {
-			return err
-		}
-		actor(&g, func(ctx context.Context) error { defer n.Close(); return n.Run(ctx) })
+	p, err := pl.New(ctx, pl.Options{Config: cfg, Services: svc.Services, Conn: pl.Conn{URL: url, JetStream: js}, Logger: log, Registry: reg})
+	if err != nil {
+		return err
 	}
-	if svc.dispatcher {
-		d, err := dispatcher.New(ctx, dispatcher.Options{Config: cfg, JetStream: js, Logger: log.Named("dispatcher"), Registry: reg,
-			Adapters: svc.adapters, NoAdapters: svc.projectionOnly, Projection: len(svc.adapters) == 0})
-		if err != nil {
-			return err
+	var edgeLn net.Listener
+	if svc.Edge {
+		if edgeLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+			p.Close()
+			return fmt.Errorf("edge: %w", err)
 		}
-		actor(&g, d.Run)
 	}
+	actor(&g, func(ctx context.Context) error { return p.Run(ctx, edgeLn) })
 	if svc.embeddedOK && cfg.DemoLMS.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.DemoLMS.Listen)
 		if err != nil {
@@ -216,17 +203,7 @@ func runPipeline(path string, svc services) error {
 		log.Info("demo LMS listening: events delivered to it are printed below", zap.String("addr", ln.Addr().String()))
 		actor(&g, func(ctx context.Context) error { return serveDemoLMS(ctx, ln, cfg.DemoLMS.Secret, log) })
 	}
-	if svc.edge {
-		e, err := edge.New(edge.Options{Config: cfg, JetStream: js, Logger: log.Named("edge"), Registry: reg})
-		if err != nil {
-			return err
-		}
-		ln, err := net.Listen("tcp", cfg.Listen)
-		if err != nil {
-			return fmt.Errorf("edge: %w", err)
-		}
-		actor(&g, func(ctx context.Context) error { return e.Serve(ctx, ln) })
-	} else if svc.adminListen != "" {
+	if !svc.Edge && svc.adminListen != "" {
 		ln, err := net.Listen("tcp", svc.adminListen)
 		if err != nil {
 			return fmt.Errorf("admin: %w", err)
@@ -234,6 +211,12 @@ func runPipeline(path string, svc services) error {
 		actor(&g, func(ctx context.Context) error { return serveAdmin(ctx, ln, nc, js, reg, cfg) })
 	}
 
+	if svc.embeddedOK { // run: the operators' console on its admin port
+		if err := startConsole(&g, cfg, js, reg, log); err != nil {
+			p.Close()
+			return err
+		}
+	}
 	err = g.Run()
 	var sig *run.SignalError
 	if errors.As(err, &sig) {

@@ -18,12 +18,10 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 
+	pl "github.com/leadstream/leadstream/cmd/leadstream/pipeline"
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/natstest"
-	"github.com/leadstream/leadstream/services/dispatcher"
-	"github.com/leadstream/leadstream/services/edge"
 	"github.com/leadstream/leadstream/services/edge/verify"
-	"github.com/leadstream/leadstream/services/normalizer"
 )
 
 // TestOneTraceEdgeToLMS: a webhook that arrives with the provider's
@@ -63,23 +61,14 @@ adapters:
 	if err := provision(ctx, js, cfg, zap.NewNop(), io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	e, err := edge.New(edge.Options{Config: cfg, JetStream: js, Logger: zap.NewNop()})
+	p, err := pl.New(ctx, pl.Options{Config: cfg, Services: pl.All, Conn: pl.Conn{URL: ns.ClientURL(), JetStream: js}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(e)
-	defer func() { srv.Close(); e.Close() }()
-	n, err := normalizer.New(ctx, normalizer.Options{Config: cfg, URL: ns.ClientURL(), JetStream: js, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := dispatcher.New(ctx, dispatcher.Options{Config: cfg, JetStream: js, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := httptest.NewServer(p.Edge)
+	defer srv.Close()
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = n.Run(ctx); n.Close() })
-	wg.Go(func() { _ = d.Run(ctx) })
+	wg.Go(func() { _ = p.Run(ctx, nil) })
 	defer func() { cancel(); wg.Wait() }()
 
 	const providerTrace = "4bf92f3577b34da6a3ce929d0e0e4736"

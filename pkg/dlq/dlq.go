@@ -23,16 +23,16 @@ import (
 // headers) but for JetStream's own (Nats-*), and its body is that
 // message's body.
 const (
-	HdrStage    = "Leadstream-Dlq-Stage"
-	HdrName     = "Leadstream-Dlq-Name"
-	HdrReason   = "Leadstream-Dlq-Reason"
-	HdrError    = "Leadstream-Dlq-Error"
-	HdrSubject  = "Leadstream-Dlq-Subject"
-	HdrSequence = "Leadstream-Dlq-Sequence"
-	HdrAttempts = "Leadstream-Dlq-Attempts"
-	HdrAt       = "Leadstream-Dlq-At"
-	// HdrLog carries the per-attempt outcomes of a delivery, one per line.
-	HdrLog = "Leadstream-Dlq-Attempt-Log"
+	hdrStage    = "Leadstream-Dlq-Stage"
+	hdrName     = "Leadstream-Dlq-Name"
+	hdrReason   = "Leadstream-Dlq-Reason"
+	hdrError    = "Leadstream-Dlq-Error"
+	hdrSubject  = "Leadstream-Dlq-Subject"
+	hdrSequence = "Leadstream-Dlq-Sequence"
+	hdrAttempts = "Leadstream-Dlq-Attempts"
+	hdrAt       = "Leadstream-Dlq-At"
+	// hdrLog carries the per-attempt outcomes of a delivery, one per line.
+	hdrLog = "Leadstream-Dlq-Attempt-Log"
 )
 
 // Stages.
@@ -84,27 +84,27 @@ func (l *Letter) Msg() *nats.Msg {
 		}
 	}
 	set(nats.MsgIdHdr, MsgID(l.Stage, l.Name, l.Sequence))
-	set(HdrStage, l.Stage)
-	set(HdrName, l.Name)
-	set(HdrReason, l.Reason)
-	set(HdrError, oneLine(l.Error))
-	set(HdrSubject, l.Subject)
+	set(hdrStage, l.Stage)
+	set(hdrName, l.Name)
+	set(hdrReason, l.Reason)
+	set(hdrError, oneLine(l.Error))
+	set(hdrSubject, l.Subject)
 	if l.Sequence > 0 {
-		set(HdrSequence, strconv.FormatUint(l.Sequence, 10))
+		set(hdrSequence, strconv.FormatUint(l.Sequence, 10))
 	}
-	set(HdrAttempts, strconv.Itoa(l.Attempts))
+	set(hdrAttempts, strconv.Itoa(l.Attempts))
 	at := l.At
 	if at.IsZero() {
 		at = time.Now()
 	}
-	set(HdrAt, at.UTC().Format(time.RFC3339Nano))
+	set(hdrAt, at.UTC().Format(time.RFC3339Nano))
 	if len(l.Log) > 0 {
-		set(HdrLog, oneLine(strings.Join(l.Log, logSep)))
+		set(hdrLog, oneLine(strings.Join(l.Log, logSep)))
 	}
 	return &nats.Msg{Subject: streams.DLQSubject(l.Stage, l.Name), Header: h, Data: l.Body}
 }
 
-// logSep separates attempts in the HdrLog header (a header is one line).
+// logSep separates attempts in the hdrLog header (a header is one line).
 const logSep = " | "
 
 // oneLine keeps a header value on one line.
@@ -117,18 +117,18 @@ func FromMsg(m *jetstream.RawStreamMsg) *Letter {
 	get := m.Header.Get
 	l := &Letter{
 		Seq:     m.Sequence,
-		Stage:   get(HdrStage),
-		Name:    get(HdrName),
-		Reason:  get(HdrReason),
-		Error:   get(HdrError),
-		Subject: get(HdrSubject),
+		Stage:   get(hdrStage),
+		Name:    get(hdrName),
+		Reason:  get(hdrReason),
+		Error:   get(hdrError),
+		Subject: get(hdrSubject),
 		Header:  nats.Header{},
 		Body:    m.Data,
 	}
-	l.Sequence, _ = strconv.ParseUint(get(HdrSequence), 10, 64)
-	l.Attempts, _ = strconv.Atoi(get(HdrAttempts))
-	l.At, _ = time.Parse(time.RFC3339Nano, get(HdrAt))
-	if v := get(HdrLog); v != "" {
+	l.Sequence, _ = strconv.ParseUint(get(hdrSequence), 10, 64)
+	l.Attempts, _ = strconv.Atoi(get(hdrAttempts))
+	l.At, _ = time.Parse(time.RFC3339Nano, get(hdrAt))
+	if v := get(hdrLog); v != "" {
 		l.Log = strings.Split(v, logSep)
 	}
 	for k, v := range m.Header {

@@ -29,10 +29,10 @@ type Options struct {
 	MaxPayload int32
 }
 
-// DefaultMaxPayload is the embedded server's max_payload, and the shipped
+// defaultMaxPayload is the embedded server's max_payload, and the shipped
 // NATS configs': a 1 MiB body and its RAW envelope do not fit nats-server's
 // own default of 1 MiB.
-const DefaultMaxPayload = 8 << 20
+const defaultMaxPayload = 8 << 20
 
 // Start starts the server and waits until it accepts clients.
 //
@@ -52,7 +52,7 @@ func Start(o Options) (*server.Server, error) {
 		port = server.RANDOM_PORT
 	}
 	if o.MaxPayload <= 0 {
-		o.MaxPayload = DefaultMaxPayload
+		o.MaxPayload = defaultMaxPayload
 	}
 	opts := &server.Options{
 		ServerName:         "leadstream-embedded",

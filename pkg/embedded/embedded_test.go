@@ -66,7 +66,7 @@ func TestMaxPayload(t *testing.T) {
 			t.Fatal(err)
 		}
 		if want == 0 {
-			want = DefaultMaxPayload
+			want = defaultMaxPayload
 		}
 		if got := nc.MaxPayload(); got != int64(want) {
 			t.Errorf("max_payload %d, want %d", got, want)

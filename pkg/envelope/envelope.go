@@ -17,16 +17,16 @@ import (
 // RAW header names. The body of a RAW message is the request body, byte for byte.
 const (
 	HdrSource          = "Leadstream-Source"
-	HdrProvider        = "Leadstream-Provider"
-	HdrTenant          = "Leadstream-Tenant"
+	hdrProvider        = "Leadstream-Provider"
+	hdrTenant          = "Leadstream-Tenant"
 	HdrKind            = "Leadstream-Kind"
 	HdrEventID         = "Leadstream-Event-Id"
 	HdrProviderEventID = "Leadstream-Provider-Event-Id"
-	HdrReceivedAt      = "Leadstream-Received-At"
-	HdrMethod          = "Leadstream-Method"
+	hdrReceivedAt      = "Leadstream-Received-At"
+	hdrMethod          = "Leadstream-Method"
 	HdrPath            = "Leadstream-Path"
-	HdrKeyID           = "Leadstream-Key-Id"
-	HdrContentType     = "Leadstream-Content-Type"
+	hdrKeyID           = "Leadstream-Key-Id"
+	hdrContentType     = "Leadstream-Content-Type"
 	// HdrSigPrefix prefixes a copy of each provider signature header
 	// (digest, signature, X-Ecg-Signature, ...), so a replay can re-verify.
 	HdrSigPrefix = "Leadstream-Sig-"
@@ -70,16 +70,16 @@ func (r *Raw) Msg() *nats.Msg {
 	}
 	set(nats.MsgIdHdr, r.MsgID())
 	set(HdrSource, r.Source)
-	set(HdrProvider, r.Provider)
-	set(HdrTenant, r.Tenant)
+	set(hdrProvider, r.Provider)
+	set(hdrTenant, r.Tenant)
 	set(HdrKind, r.Kind)
 	set(HdrEventID, r.EventID)
 	set(HdrProviderEventID, r.ProviderEventID)
-	set(HdrReceivedAt, strconv.FormatInt(r.ReceivedAt.UnixNano(), 10))
-	set(HdrMethod, r.Method)
+	set(hdrReceivedAt, strconv.FormatInt(r.ReceivedAt.UnixNano(), 10))
+	set(hdrMethod, r.Method)
 	set(HdrPath, r.Path)
-	set(HdrKeyID, r.KeyID)
-	set(HdrContentType, r.ContentType)
+	set(hdrKeyID, r.KeyID)
+	set(hdrContentType, r.ContentType)
 	for k, vs := range r.Signature {
 		if len(vs) > 0 {
 			set(HdrSigPrefix+k, vs[0])
@@ -94,15 +94,15 @@ func FromMsg(m *nats.Msg) (*Raw, error) {
 	get := m.Header.Get
 	r := &Raw{
 		Source:          get(HdrSource),
-		Provider:        get(HdrProvider),
-		Tenant:          get(HdrTenant),
+		Provider:        get(hdrProvider),
+		Tenant:          get(hdrTenant),
 		Kind:            get(HdrKind),
 		EventID:         get(HdrEventID),
 		ProviderEventID: get(HdrProviderEventID),
-		Method:          get(HdrMethod),
+		Method:          get(hdrMethod),
 		Path:            get(HdrPath),
-		KeyID:           get(HdrKeyID),
-		ContentType:     get(HdrContentType),
+		KeyID:           get(hdrKeyID),
+		ContentType:     get(hdrContentType),
 		Signature:       http.Header{},
 		Body:            m.Data,
 	}
@@ -112,11 +112,11 @@ func FromMsg(m *nats.Msg) (*Raw, error) {
 		}
 	}
 	if r.Source == "" || r.Provider == "" || r.EventID == "" {
-		return nil, fmt.Errorf("raw envelope: missing %s, %s or %s header", HdrSource, HdrProvider, HdrEventID)
+		return nil, fmt.Errorf("raw envelope: missing %s, %s or %s header", HdrSource, hdrProvider, HdrEventID)
 	}
-	ns, err := strconv.ParseInt(get(HdrReceivedAt), 10, 64)
+	ns, err := strconv.ParseInt(get(hdrReceivedAt), 10, 64)
 	if err != nil {
-		return nil, fmt.Errorf("raw envelope: bad %s header: %w", HdrReceivedAt, err)
+		return nil, fmt.Errorf("raw envelope: bad %s header: %w", hdrReceivedAt, err)
 	}
 	r.ReceivedAt = time.Unix(0, ns).UTC()
 	return r, nil

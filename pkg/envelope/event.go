@@ -33,8 +33,8 @@ const (
 	HdrCEProvider = "ce-leadstreamprovider"
 )
 
-// CESpecVersion is the CloudEvents version of every EVENTS message.
-const CESpecVersion = "1.0"
+// ceSpecVersion is the CloudEvents version of every EVENTS message.
+const ceSpecVersion = "1.0"
 
 // EventContentType is the datacontenttype of an EVENTS message: its data is
 // a protobuf leadstream.v1.Event. It is written without the optional space
@@ -78,7 +78,7 @@ func EventMsg(subject string, ev *leadstreamv1.Event, data []byte) *nats.Msg {
 		}
 	}
 	h[nats.MsgIdHdr] = []string{ev.GetId()}
-	set(HdrCESpecVersion, CESpecVersion)
+	set(HdrCESpecVersion, ceSpecVersion)
 	set(HdrCEID, ev.GetId())
 	set(HdrCEType, ev.GetType())
 	set(HdrCESource, CESource(ev.GetSource()))

@@ -28,20 +28,20 @@ import (
 // max_control_line of 4096 bytes.
 const MaxKeyLen = 1024
 
-// MaxSubjectLen bounds a subject leadstream publishes to, for the same
+// maxSubjectLen bounds a subject leadstream publishes to, for the same
 // reason as MaxKeyLen.
-const MaxSubjectLen = 1024
+const maxSubjectLen = 1024
 
 // MaxIDLen bounds an id kept as it is. It is the edge's bound for provider
 // event ids (services/edge/extract).
 const MaxIDLen = 128
 
-// HashPrefix starts every hashed id; the rest is the lower-case hex
+// hashPrefix starts every hashed id; the rest is the lower-case hex
 // SHA-256 of the original (the form of eventid.BodyID).
-const HashPrefix = eventid.BodyIDPrefix
+const hashPrefix = eventid.BodyIDPrefix
 
-// HashLen is the length of a hashed id.
-const HashLen = len(HashPrefix) + 64
+// hashLen is the length of a hashed id.
+const hashLen = len(hashPrefix) + 64
 
 // ErrInvalidKey means a KV key does not satisfy nats.go's key rule or is
 // longer than MaxKeyLen.
@@ -51,12 +51,12 @@ var ErrInvalidKey = errors.New("invalid KV key")
 // a wildcard, white space or a control character.
 var ErrInvalidSubject = errors.New("invalid subject")
 
-// Hash returns HashPrefix and the hex SHA-256 of s.
+// Hash returns hashPrefix and the hex SHA-256 of s.
 func Hash(s string) string { return eventid.BodyID([]byte(s)) }
 
 // ID returns id as it is when it is at most MaxIDLen bytes of valid UTF-8
 // without control characters, else Hash(id). Ids that are fine stay
-// readable and unchanged; the rest become HashLen bytes.
+// readable and unchanged; the rest become hashLen bytes.
 //
 // A provider id that is itself spelled like a hash ("sha256:" and 64 hex
 // digits) is kept too: the Lokalebasen body hashes are such ids. Within one
@@ -109,14 +109,14 @@ func keyByte(c byte) bool {
 }
 
 // CheckSubject returns nil when subject may be published to: at most
-// MaxSubjectLen bytes, no empty token, no wildcard token, no white space
+// maxSubjectLen bytes, no empty token, no wildcard token, no white space
 // or control character. Its error wraps ErrInvalidSubject.
 func CheckSubject(subject string) error {
 	if subject == "" {
 		return fmt.Errorf("%w: empty", ErrInvalidSubject)
 	}
-	if len(subject) > MaxSubjectLen {
-		return fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidSubject, len(subject), MaxSubjectLen)
+	if len(subject) > maxSubjectLen {
+		return fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidSubject, len(subject), maxSubjectLen)
 	}
 	for i, tok := range strings.Split(subject, ".") {
 		switch tok {

@@ -31,7 +31,7 @@ func TestID(t *testing.T) {
 		if kept := got == tt.id; kept != tt.kept {
 			t.Errorf("ID(%.40q) = %.40q, kept %v, want %v", tt.id, got, kept, tt.kept)
 		}
-		if !tt.kept && (got != Hash(tt.id) || len(got) != HashLen || !strings.HasPrefix(got, HashPrefix)) {
+		if !tt.kept && (got != Hash(tt.id) || len(got) != hashLen || !strings.HasPrefix(got, hashPrefix)) {
 			t.Errorf("ID(%.40q) = %q, want its hash", tt.id, got)
 		}
 	}
@@ -93,7 +93,7 @@ func TestCheckSubject(t *testing.T) {
 		{"events.lead.created.a b", false},
 		{"events.lead.created.a\tb", false},
 		{"", false},
-		{"events." + strings.Repeat("t", MaxSubjectLen), false},
+		{"events." + strings.Repeat("t", maxSubjectLen), false},
 	}
 	for _, tt := range tests {
 		err := CheckSubject(tt.subject)

@@ -11,8 +11,8 @@ import (
 	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/webhook"
 )
 
-// NewAdapter builds the adapter an adapters[] entry describes.
-func NewAdapter(a *config.Adapter, log *zap.Logger) (adapter.Adapter, error) {
+// newAdapter builds the adapter an adapters[] entry describes.
+func newAdapter(a *config.Adapter, log *zap.Logger) (adapter.Adapter, error) {
 	switch a.Type {
 	case webhook.Type:
 		c := webhook.ConfigFrom(*a)

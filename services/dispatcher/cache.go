@@ -215,10 +215,3 @@ func (c *aggCache) evict(now time.Time) {
 		am.mu.Unlock()
 	}
 }
-
-// size is how many aggregates the cache holds.
-func (c *aggCache) size() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}

@@ -41,9 +41,9 @@ type Options struct {
 	NoAdapters bool
 	// Projection runs the leads projection consumer too. Default false.
 	Projection bool
-	// NewAdapter builds an adapter from its config; nil is New (the
+	// newAdapter builds an adapter from its config; nil is New (the
 	// built-in types). Tests use it to wrap or replace adapters.
-	NewAdapter func(*config.Adapter, *zap.Logger) (adapter.Adapter, error)
+	newAdapter func(*config.Adapter, *zap.Logger) (adapter.Adapter, error)
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 }
@@ -71,8 +71,8 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	if o.NewAdapter == nil {
-		o.NewAdapter = NewAdapter
+	if o.newAdapter == nil {
+		o.newAdapter = newAdapter
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -100,7 +100,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		if o.NoAdapters || (len(o.Adapters) > 0 && !slices.Contains(o.Adapters, ac.Name)) {
 			continue
 		}
-		ad, err := o.NewAdapter(ac, s.log.Named(ac.Name))
+		ad, err := o.newAdapter(ac, s.log.Named(ac.Name))
 		if err != nil {
 			return nil, fmt.Errorf("dispatcher: adapters[%d] (%s): %w", i, ac.Name, err)
 		}
@@ -150,7 +150,7 @@ func need(cfg *config.Config, adapters []string, noAdapters, projection bool) st
 		if noAdapters || (len(adapters) > 0 && !slices.Contains(adapters, a.Name)) {
 			continue
 		}
-		n.Streams = append(n.Streams, GroupStream(a.Name))
+		n.Streams = append(n.Streams, groupStream(a.Name))
 	}
 	if projection {
 		n.Buckets = append(n.Buckets, leads.Bucket)
@@ -270,7 +270,7 @@ func (s *Service) observeGroups(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	for _, l := range s.lanes {
-		st, err := s.js.Stream(ctx, GroupStream(l.cfg.Name))
+		st, err := s.js.Stream(ctx, groupStream(l.cfg.Name))
 		if err != nil {
 			continue
 		}

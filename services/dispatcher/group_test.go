@@ -39,7 +39,7 @@ func TestPartitionOfMatchesServer(t *testing.T) {
 	for i, agg := range aggs {
 		f.publish(event(fmt.Sprintf("ev-%d", i), "lead.created", agg, t0))
 	}
-	st, err := f.js.Stream(context.Background(), GroupStream("crm"))
+	st, err := f.js.Stream(context.Background(), groupStream("crm"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,8 +43,8 @@ func (f *fixture) startWith(wrap func(adapter.Adapter) adapter.Adapter) func() {
 	f.t.Helper()
 	f.provision()
 	s, err := New(context.Background(), Options{Config: f.cfg, JetStream: f.js, Logger: zap.NewNop(),
-		NewAdapter: func(a *config.Adapter, log *zap.Logger) (adapter.Adapter, error) {
-			ad, err := NewAdapter(a, log)
+		newAdapter: func(a *config.Adapter, log *zap.Logger) (adapter.Adapter, error) {
+			ad, err := newAdapter(a, log)
 			if err != nil {
 				return nil, err
 			}

@@ -2,14 +2,10 @@ package adaptertest
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter"
 )
 
 // Outcome is what the fake LMS does with one delivery attempt. It speaks in
@@ -51,34 +47,6 @@ func (o Outcome) StatusCode() int {
 		return http.StatusNoContent
 	}
 	return o.Status
-}
-
-// Err is the error an adapter must return for o: the reference
-// classification. An in-process shim returns it; the suite uses it to check
-// that a real transport classifies the same way.
-func (o Outcome) Err() error {
-	if o.Disconnect {
-		return errors.New("lms: connection dropped")
-	}
-	status := o.StatusCode()
-	err := fmt.Errorf("lms: answered %d %s", status, http.StatusText(status))
-	switch {
-	case status >= 200 && status < 300:
-		return nil
-	case retryable(status):
-		if o.RetryAfter > 0 {
-			return &adapter.RetryError{Err: err, After: o.RetryAfter}
-		}
-		return err
-	default:
-		return adapter.Terminal(err)
-	}
-}
-
-// retryable reports whether an LMS answering status may accept the same
-// event later: it timed out, throttled us or failed on its side.
-func retryable(status int) bool {
-	return status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500
 }
 
 // Received is one delivery attempt as the LMS saw it, translated by the
