@@ -7,6 +7,7 @@ FROM golang:${GO_VERSION} AS build
 WORKDIR /src
 # Modules first, so that a code change does not download them again.
 COPY go.work go.work.sum ./
+COPY cmd/bench/go.mod cmd/bench/go.sum cmd/bench/
 COPY cmd/leadstream/go.mod cmd/leadstream/go.sum cmd/leadstream/
 COPY deploy/go.mod deploy/go.sum deploy/
 COPY pkg/go.mod pkg/go.sum pkg/

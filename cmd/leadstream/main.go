@@ -26,7 +26,6 @@ commands:
   check      load and validate the config, then exit (0 when valid)
   health     GET a health endpoint, exit 0 on 2xx (container health checks)
   provision  create or update the streams, buckets, consumers and consumer groups the config needs, print what changed
-  bench      measure the edge (next to the JetStream ceiling) and the normalizer (per kind, end to end)
 
 Every command takes --config (default: $LEADSTREAM_CONFIG, else deploy/local/leadstream.yaml).
 Run 'leadstream <command> -h' for its flags.
@@ -51,7 +50,6 @@ func main() {
 		"provision":  cmdProvision,
 		"health":     cmdHealth,
 		"trace":      cmdTrace,
-		"bench":      cmdBench,
 	}
 	cmd, ok := cmds[os.Args[1]]
 	if !ok {

@@ -32,7 +32,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"google.golang.org/protobuf/proto"
 
-	pl "github.com/leadstream/leadstream/cmd/leadstream/pipeline"
+	"github.com/leadstream/leadstream/cmd/leadstream/pipeline"
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/dlq"
 	"github.com/leadstream/leadstream/pkg/envelope"
@@ -554,11 +554,11 @@ func startServices(t *testing.T, cfg *config.Config, urls map[string]string) (st
 		js jetstream.JetStream
 	}
 	conns := map[string]conn{}
-	p, err := pl.New(ctx, pl.Options{Config: cfg, Services: pl.Services{Edge: true, Normalizer: true, Dispatcher: true}, Logger: log,
-		ConnOf: func(service string) pl.Conn {
+	p, err := pipeline.New(ctx, pipeline.Options{Config: cfg, Services: pipeline.Services{Edge: true, Normalizer: true, Dispatcher: true}, Logger: log,
+		ConnOf: func(service string) pipeline.Conn {
 			nc, js := connect(service)
 			conns[service] = conn{nc, js}
-			return pl.Conn{URL: urls[service], JetStream: js}
+			return pipeline.Conn{URL: urls[service], JetStream: js}
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -573,7 +573,7 @@ func startServices(t *testing.T, cfg *config.Config, urls map[string]string) (st
 			t.Errorf("pipeline: %v", err)
 		}
 	})
-	for _, name := range []string{pl.Normalizer, pl.Dispatcher} {
+	for _, name := range []string{pipeline.Normalizer, pipeline.Dispatcher} {
 		rec := httptest.NewRecorder()
 		c := conns[name]
 		adminHandler(c.nc, c.js, prometheus.NewRegistry(), nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))

@@ -23,7 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
-	pl "github.com/leadstream/leadstream/cmd/leadstream/pipeline"
+	"github.com/leadstream/leadstream/cmd/leadstream/pipeline"
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/embedded"
 	"github.com/leadstream/leadstream/pkg/logging"
@@ -57,7 +57,7 @@ func cmdCheck(args []string) error {
 
 // services says which parts of the pipeline a process runs.
 type services struct {
-	pl.Services
+	pipeline.Services
 	// embeddedOK allows an embedded JetStream when nats.url is empty.
 	embeddedOK bool
 	// adminListen serves /healthz, /readyz and /metrics for a process
@@ -69,14 +69,14 @@ func cmdRun(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
 	path := configFlag(fs)
 	_ = fs.Parse(args)
-	return runPipeline(*path, services{Services: pl.All, embeddedOK: true})
+	return runPipeline(*path, services{Services: pipeline.All, embeddedOK: true})
 }
 
 func cmdEdge(args []string) error {
 	fs := flag.NewFlagSet("edge", flag.ExitOnError)
 	path := configFlag(fs)
 	_ = fs.Parse(args)
-	return runPipeline(*path, services{Services: pl.Services{Edge: true}})
+	return runPipeline(*path, services{Services: pipeline.Services{Edge: true}})
 }
 
 func cmdNormalizer(args []string) error {
@@ -85,7 +85,7 @@ func cmdNormalizer(args []string) error {
 	kinds := fs.String("kinds", "", "comma-separated kinds to consume (lead,chat,bid,asq,transaction,call,enquiry,invoice,unknown); empty: all")
 	admin := fs.String("admin-listen", ":9090", "address for /healthz, /readyz and /metrics")
 	_ = fs.Parse(args)
-	return runPipeline(*path, services{Services: pl.Services{Normalizer: true, Kinds: splitList(*kinds)}, adminListen: *admin})
+	return runPipeline(*path, services{Services: pipeline.Services{Normalizer: true, Kinds: splitList(*kinds)}, adminListen: *admin})
 }
 
 func cmdDispatcher(args []string) error {
@@ -98,7 +98,7 @@ func cmdDispatcher(args []string) error {
 	if *projectionOnly && *adapters != "" {
 		return errors.New("--projection-only and --adapters exclude each other")
 	}
-	return runPipeline(*path, services{Services: pl.Services{Dispatcher: true, Adapters: splitList(*adapters), ProjectionOnly: *projectionOnly}, adminListen: *admin})
+	return runPipeline(*path, services{Services: pipeline.Services{Dispatcher: true, Adapters: splitList(*adapters), ProjectionOnly: *projectionOnly}, adminListen: *admin})
 }
 
 func splitList(s string) []string {
@@ -183,7 +183,7 @@ func runPipeline(path string, svc services) error {
 	g.Add(run.SignalHandler(context.Background(), os.Interrupt, syscall.SIGTERM))
 	actor(&g, func(ctx context.Context) error { return watchConn(ctx, connClosed) })
 
-	p, err := pl.New(ctx, pl.Options{Config: cfg, Services: svc.Services, Conn: pl.Conn{URL: url, JetStream: js}, Logger: log, Registry: reg})
+	p, err := pipeline.New(ctx, pipeline.Options{Config: cfg, Services: svc.Services, Conn: pipeline.Conn{URL: url, JetStream: js}, Logger: log, Registry: reg})
 	if err != nil {
 		return err
 	}
@@ -211,12 +211,6 @@ func runPipeline(path string, svc services) error {
 		actor(&g, func(ctx context.Context) error { return serveAdmin(ctx, ln, nc, js, reg, cfg) })
 	}
 
-	if svc.embeddedOK { // run: the operators' console on its admin port
-		if err := startConsole(&g, cfg, js, reg, log); err != nil {
-			p.Close()
-			return err
-		}
-	}
 	err = g.Run()
 	var sig *run.SignalError
 	if errors.As(err, &sig) {

@@ -18,7 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 
-	pl "github.com/leadstream/leadstream/cmd/leadstream/pipeline"
+	"github.com/leadstream/leadstream/cmd/leadstream/pipeline"
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/services/edge/verify"
@@ -61,7 +61,7 @@ adapters:
 	if err := provision(ctx, js, cfg, zap.NewNop(), io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	p, err := pl.New(ctx, pl.Options{Config: cfg, Services: pl.All, Conn: pl.Conn{URL: ns.ClientURL(), JetStream: js}})
+	p, err := pipeline.New(ctx, pipeline.Options{Config: cfg, Services: pipeline.All, Conn: pipeline.Conn{URL: ns.ClientURL(), JetStream: js}})
 	if err != nil {
 		t.Fatal(err)
 	}

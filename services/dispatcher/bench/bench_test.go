@@ -1,13 +1,10 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,26 +13,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/pcgroups"
-	"go.uber.org/zap"
 
+	"github.com/leadstream/leadstream/pkg/benchkit"
 	"github.com/leadstream/leadstream/pkg/config"
-	"github.com/leadstream/leadstream/pkg/measure"
 	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/services/dispatcher"
 	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/webhook"
 )
-
-// demoConfig is the config `make bench` uses.
-func demoConfig(tb testing.TB) *config.Config {
-	tb.Helper()
-	cfg, err := config.Load("../../../deploy/local/leadstream.yaml")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return cfg
-}
 
 // TestThroughput keeps the harness from rotting: a tiny run must get every
 // event to the LMS once, correctly signed, each conversation's lead before
@@ -44,19 +30,16 @@ func demoConfig(tb testing.TB) *config.Config {
 func TestThroughput(t *testing.T) {
 	const events, aggs = 200, 20
 	rep, err := Run(context.Background(), Options{
-		Config:     demoConfig(t),
+		Options:    benchkit.Options{Config: benchkit.DemoConfig(t), StoreDir: t.TempDir()},
 		Events:     events,
 		Aggregates: aggs,
 		EarlyChats: true,
 		Verify:     true,
-		StoreDir:   t.TempDir(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	rep.Print(&out)
-	t.Log("\n" + out.String())
+	out := benchkit.Printed(t, rep)
 
 	tp := rep.Throughput
 	if tp == nil {
@@ -80,7 +63,7 @@ func TestThroughput(t *testing.T) {
 		t.Errorf("elapsed %s, projection caught up after %s", tp.Elapsed, tp.Projection)
 	}
 	for _, want := range []string{"deliveries/s", "duplicates", "checking each Standard Webhooks signature"} {
-		if !strings.Contains(out.String(), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
@@ -130,8 +113,8 @@ func (idle) Run(ctx context.Context) error { <-ctx.Done(); return nil }
 func TestEndToEnd(t *testing.T) {
 	const rate = 50
 	rep, err := Run(context.Background(), Options{
-		Config: demoConfig(t),
-		Events: -1,
+		Options: benchkit.Options{Config: benchkit.DemoConfig(t), Concurrency: 2, Rate: rate, Duration: time.Second, Warmup: -1, StoreDir: t.TempDir()},
+		Events:  -1,
 		Edge: func(ctx context.Context, url string) (Edge, error) {
 			nc, js, err := natsconn.Connect(url, natsconn.Options{Name: "bench-test-edge"})
 			if err != nil {
@@ -142,20 +125,13 @@ func TestEndToEnd(t *testing.T) {
 		Normalizer: func(context.Context, *config.Config, string, jetstream.JetStream) (Service, error) {
 			return idle{}, nil
 		},
-		Load:     "lead then four chats per conversation, straight into EVENTS",
-		Rate:     rate,
-		Workers:  2,
-		Duration: time.Second,
-		Warmup:   -1,
-		Verify:   true,
-		StoreDir: t.TempDir(),
+		Samples: "lead then four chats per conversation, straight into EVENTS",
+		Verify:  true,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	rep.Print(&out)
-	t.Log("\n" + out.String())
+	out := benchkit.Printed(t, rep)
 
 	if rep.Throughput != nil {
 		t.Error("throughput measured with Events -1")
@@ -165,28 +141,26 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal("no end-to-end result")
 	}
 	// The schedule is fixed: one send every 1/rate for the duration.
-	if e.Accepted != rate || e.Errors != 0 {
-		t.Errorf("accepted %d, errors %d (first %q); want %d accepted", e.Accepted, e.Errors, e.FirstError, rate)
-	}
+	benchkit.CheckSchedule(t, e.Load, rate)
 	if e.Delivered != e.Accepted || e.Duplicates != 0 {
 		t.Errorf("delivered %d of %d accepted, %d duplicates", e.Delivered, e.Accepted, e.Duplicates)
 	}
 	if e.Orphans+e.DeadLetters+e.BadSignatures != 0 {
 		t.Errorf("orphans %d, dead letters %d, bad signatures %d", e.Orphans, e.DeadLetters, e.BadSignatures)
 	}
-	if e.Max < e.P99 || e.P99 < e.P50 || e.AcceptedMax < e.AcceptedP99 || e.AcceptedP99 < e.AcceptedP50 {
-		t.Errorf("latencies out of order: p50 %s, p99 %s, max %s; from the 2xx p50 %s, p99 %s, max %s",
-			e.P50, e.P99, e.Max, e.AcceptedP50, e.AcceptedP99, e.AcceptedMax)
+	l, a := e.Latency, e.FromAccepted
+	if l.Max < l.P99 || l.P99 < l.P50 || a.Max < a.P99 || a.P99 < a.P50 {
+		t.Errorf("latencies out of order: %s; from the 2xx %s", l, a)
 	}
 	// Sent before it was accepted, so never less from the send.
-	if e.P50 < e.AcceptedP50 || e.Max < e.AcceptedMax {
-		t.Errorf("from the send p50 %s, max %s; from the 2xx p50 %s, max %s", e.P50, e.Max, e.AcceptedP50, e.AcceptedMax)
+	if l.P50 < a.P50 || l.Max < a.Max {
+		t.Errorf("from the send %s; from the 2xx %s", l, a)
 	}
 	if len(e.Labels) != 2 || e.Labels[0].Events+e.Labels[1].Events != e.Delivered {
 		t.Errorf("latencies by label %+v, want lead and chat covering all %d", e.Labels, e.Delivered)
 	}
 	for _, want := range []string{"end to end", "from the edge's 202", "load: lead then four chats", "slowest from the request"} {
-		if !strings.Contains(out.String(), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
@@ -260,27 +234,24 @@ func TestPlan(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	cfg := demoConfig(t)
+	with := func(o Options) Options { o.Config = benchkit.DemoConfig(t); return o }
 	tests := []struct {
 		name string
 		o    Options
 		want string
 	}{
 		{"no config", Options{}, "Config is required"},
-		{"more aggregates than events", Options{Config: cfg, Events: 10, Aggregates: 11}, "11 aggregates for 10 events"},
-		{"aggregates do not matter without throughput", Options{Config: cfg, Events: -1, Aggregates: 11}, ""},
-		{"negative rate", Options{Config: cfg, Rate: -1}, "Rate -1 is negative"},
-		{"defaults", Options{Config: cfg}, ""},
-		{"few events get fewer aggregates", Options{Config: cfg, Events: 5}, ""},
+		{"more aggregates than events", with(Options{Events: 10, Aggregates: 11}), "11 aggregates for 10 events"},
+		{"aggregates do not matter without throughput", with(Options{Events: -1, Aggregates: 11}), ""},
+		{"negative rate", with(Options{Options: benchkit.Options{Rate: -1}}), "Rate -1 is negative"},
+		{"defaults", with(Options{}), ""},
+		{"few events get fewer aggregates", with(Options{Events: 5}), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := tt.o
 			o.setDefaults()
-			err := o.Validate()
-			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
-				t.Fatalf("Validate() = %v, want %q", err, tt.want)
-			}
+			benchkit.CheckErr(t, o.Validate(), tt.want)
 		})
 	}
 }
@@ -288,7 +259,7 @@ func TestValidate(t *testing.T) {
 // TestBenchAdapter: the bench adapter keeps the config's delivery settings
 // but delivers every event to the LMS, whatever the config filters.
 func TestBenchAdapter(t *testing.T) {
-	cfg := demoConfig(t)
+	cfg := benchkit.DemoConfig(t)
 	cfg.Adapters[0].Types = []string{"lead.*"}
 	cfg.Adapters[0].Tenants = []string{"demo-dealer"}
 	cfg.Adapters[0].MaxAttempts = 7
@@ -313,7 +284,7 @@ func TestBenchAdapter(t *testing.T) {
 // -args -throughput.noprojection leaves the projection out.
 func BenchmarkThroughput(b *testing.B) {
 	for b.Loop() {
-		o := Options{Config: demoConfig(b), StoreDir: b.TempDir(), NoProjection: *noProjection}
+		o := Options{Options: benchkit.Options{Config: benchkit.DemoConfig(b), StoreDir: b.TempDir()}, NoProjection: *noProjection}
 		var profile *os.File
 		if *cpuProfile != "" {
 			var err error
@@ -336,9 +307,9 @@ func BenchmarkThroughput(b *testing.B) {
 			b.Fatalf("complete %v, duplicates %d, out of order %d", tp.Complete, tp.Duplicates, tp.OutOfOrder)
 		}
 		b.ReportMetric(tp.Rate(), "deliveries/s")
-		if tp.Busy >= 0 {
-			b.ReportMetric(tp.Busy*tp.Elapsed.Seconds()/float64(tp.Delivered)*1e3, "cpu-ms/delivery")
-			b.ReportMetric(tp.Others, "other-cpus")
+		if tp.CPU.Known() {
+			b.ReportMetric(tp.CPU.Self*tp.Elapsed.Seconds()/float64(tp.Delivered)*1e3, "cpu-ms/delivery")
+			b.ReportMetric(tp.CPU.Others, "other-cpus")
 		}
 	}
 }
@@ -353,31 +324,31 @@ func BenchmarkThroughput(b *testing.B) {
 // consumer's reads. Nothing is admitted, delivered, recorded or projected.
 func BenchmarkGroupStream(b *testing.B) {
 	for b.Loop() {
-		cfg := demoConfig(b)
+		cfg := benchkit.DemoConfig(b)
 		cfg.NATS.Replicas = 1
 		cfg.Adapters = []config.Adapter{benchAdapter(cfg, webhook.GenerateSecret())}
 		ctx := context.Background()
-		j, err := startJetStream(&Options{StoreDir: b.TempDir(), Progress: io.Discard, Logger: zap.NewNop()}, "group", "group")
+		j, err := benchkit.StartJetStream(&benchkit.Options{StoreDir: b.TempDir()}, "dispatcher-group")
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := ensureStreams(ctx, j.js, cfg, false); err != nil {
+		if err := ensureStreams(ctx, j.JS, cfg, false); err != nil {
 			b.Fatal(err)
 		}
 		const events = 5000
-		if err := fill(ctx, j.js, plan(events, 500, false)); err != nil {
+		if err := fill(ctx, j.JS, plan(events, 500, false)); err != nil {
 			b.Fatal(err)
 		}
-		if err := dispatcher.Provision(ctx, j.js, cfg); err != nil {
+		if err := dispatcher.Provision(ctx, j.JS, cfg); err != nil {
 			b.Fatal(err)
 		}
 		group := "dispatch-" + adapterName
-		if _, err := pcgroups.AddMembers(ctx, j.js, streams.EVENTS, group, []string{"bench"}); err != nil {
+		if _, err := pcgroups.AddMembers(ctx, j.JS, streams.EVENTS, group, []string{"bench"}); err != nil {
 			b.Fatal(err)
 		}
 		var acked atomic.Int64
-		cpu0, start := measure.ReadCPU(), time.Now()
-		cc, err := pcgroups.ElasticConsume(ctx, j.js, streams.EVENTS, group, "bench", func(m jetstream.Msg) {
+		cpu0, start := benchkit.ReadCPU(), time.Now()
+		cc, err := pcgroups.ElasticConsume(ctx, j.JS, streams.EVENTS, group, "bench", func(m jetstream.Msg) {
 			if m.Ack() == nil {
 				acked.Add(1)
 			}
@@ -392,13 +363,13 @@ func BenchmarkGroupStream(b *testing.B) {
 			}
 			return nil
 		})
-		elapsed, cpu1 := time.Since(start), measure.ReadCPU()
+		elapsed, cpu := time.Since(start), cpu0.Until(benchkit.ReadCPU())
 		cc.Stop()
-		j.close()
+		j.Close()
 		b.ReportMetric(events/elapsed.Seconds(), "msgs/s")
-		if busy, others := cpu0.Use(cpu1, runtime.NumCPU()); busy >= 0 {
-			b.ReportMetric(busy*elapsed.Seconds()/events*1e3, "cpu-ms/msg")
-			b.ReportMetric(others, "other-cpus")
+		if cpu.Known() {
+			b.ReportMetric(cpu.Self*elapsed.Seconds()/events*1e3, "cpu-ms/msg")
+			b.ReportMetric(cpu.Others, "other-cpus")
 		}
 	}
 }

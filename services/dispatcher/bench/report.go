@@ -5,7 +5,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/leadstream/leadstream/pkg/measure"
+	"github.com/leadstream/leadstream/pkg/benchkit"
 )
 
 // Throughput is the dispatcher delivering a filled EVENTS to the fake LMS.
@@ -34,54 +34,41 @@ type Throughput struct {
 	// BadSignatures counts requests the LMS refused for their signature
 	// (only when it verified them).
 	BadSignatures int
-	// Busy and Others are how many CPUs' worth of time this process (the
-	// dispatcher, nats-server, the LMS, polling) and other processes used
-	// meanwhile, -1 where unknown (not Linux).
-	Busy, Others float64
+	// CPU is how many CPUs' worth of time this process (the dispatcher,
+	// nats-server, the LMS, polling) and other processes used meanwhile,
+	// unknown where not Linux.
+	CPU benchkit.Use
 	// Complete says the LMS got every event; false when the measurement
 	// stalled.
 	Complete bool
 }
 
 // Rate is distinct deliveries per second.
-func (t *Throughput) Rate() float64 {
-	if t.Elapsed <= 0 {
-		return 0
-	}
-	return float64(t.Delivered) / t.Elapsed.Seconds()
-}
+func (t *Throughput) Rate() float64 { return benchkit.PerSecond(t.Delivered, t.Elapsed) }
 
 // EndToEnd is the whole pipeline at a steady load: how long an event takes
 // from the edge receiving it to the LMS accepting it.
 type EndToEnd struct {
-	// Rate is the load's schedule in events per second, from Workers
-	// goroutines; Warmup and Duration its unmeasured and measured parts;
-	// Load the caller's description of what was sent.
-	Rate             float64
-	Workers          int
-	Warmup, Duration time.Duration
-	Load             string
-	// GOMAXPROCS is the cores edge, normalizer, dispatcher, nats-server, the
-	// LMS and the load generator shared.
-	GOMAXPROCS int
-	// Accepted counts sends of the window answered 2xx; Errors the others,
-	// with the first error's text in FirstError.
-	Accepted, Errors int
-	FirstError       string
+	// Load is the load: edge, normalizer, dispatcher, nats-server, the LMS
+	// and the load generator share GOMAXPROCS cores; Accepted counts the
+	// sends the edge answered 2xx.
+	benchkit.Load
+	// Samples is the caller's description of what was sent.
+	Samples string
 	// Delivered counts accepted events the LMS accepted within the drain
 	// time.
 	Delivered int
-	// P50, P99 and Max are latencies from the request going out (the
-	// edge's receipt, on loopback) to the LMS accepting the event.
-	P50, P99, Max time.Duration
-	// AcceptedP50, AcceptedP99 and AcceptedMax are the same from the
-	// edge's 2xx: what the pipeline behind the edge adds.
-	AcceptedP50, AcceptedP99, AcceptedMax time.Duration
+	// Latency is from the request going out (the edge's receipt, on
+	// loopback) to the LMS accepting the event.
+	Latency benchkit.Summary
+	// FromAccepted is the same from the edge's 2xx: what the pipeline
+	// behind the edge adds.
+	FromAccepted benchkit.Summary
 	// Early counts events the LMS accepted before their 2xx was read,
-	// counted as zero in the latencies from the 2xx.
+	// counted as zero in FromAccepted.
 	Early int
-	// AnswerP50 and AnswerP99 are the edge's own answer times.
-	AnswerP50, AnswerP99 time.Duration
+	// Answer is the edge's own answer times.
+	Answer benchkit.Summary
 	// Labels are the latencies from the request by the Receipt's label,
 	// slowest p99 first.
 	Labels []LabelLatency
@@ -93,27 +80,13 @@ type EndToEnd struct {
 	// BadSignatures counts requests the LMS refused for their signature
 	// (only when it verified them).
 	BadSignatures int
-	// MaxLag is the longest a send started after it was due: large, and
-	// the load was not the steady rate it claims.
-	MaxLag time.Duration
-	// Busy and Others are how many CPUs' worth of time this process and
-	// other processes used during the window, -1 where unknown.
-	Busy, Others float64
 }
 
 // LabelLatency is the end-to-end latency of one label's events.
 type LabelLatency struct {
-	Label    string
-	Events   int
-	P50, P99 time.Duration
-}
-
-// Achieved is accepted events per second of the window.
-func (e *EndToEnd) Achieved() float64 {
-	if e.Duration <= 0 {
-		return 0
-	}
-	return float64(e.Accepted) / e.Duration.Seconds()
+	Label   string
+	Events  int
+	Latency benchkit.Summary
 }
 
 // Report is what Run measured.
@@ -152,15 +125,19 @@ func (r *Report) Print(w io.Writer) {
 			order = "each conversation's first chat message stored before its lead.created, parking until it"
 		}
 		p("throughput: EVENTS filled before the clock starts with %d events over %d conversations (%s)", t.Events, t.Aggregates, order)
-		p("%-8s %9s %14s %11s %10s %12s", "events", "seconds", "deliveries/s", "duplicates", "CPUs used", "other procs")
-		p("%-8d %9.3f %14.0f %11d %10s %12s", t.Delivered, t.Elapsed.Seconds(), t.Rate(), t.Duplicates, measure.CPUs(t.Busy), measure.CPUs(t.Others))
+		tb := benchkit.NewTable(w, benchkit.Column{Name: "events", Width: 8, Left: true}, benchkit.Column{Name: "seconds", Width: 9},
+			benchkit.Column{Name: "deliveries/s", Width: 14}, benchkit.Column{Name: "duplicates", Width: 11},
+			benchkit.Column{Name: "CPUs used", Width: 10}, benchkit.Column{Name: "other procs", Width: 12})
+		tb.Header()
+		tb.Row(fmt.Sprint(t.Delivered), fmt.Sprintf("%.3f", t.Elapsed.Seconds()), fmt.Sprintf("%.0f", t.Rate()), fmt.Sprint(t.Duplicates),
+			benchkit.CPUs(t.CPU.Self), benchkit.CPUs(t.CPU.Others))
 		p("  (CPUs used: this process's CPU time - dispatcher, nats-server, LMS - per second of the run;")
 		p("   other procs: CPUs' worth of time other processes used meanwhile)")
 		if t.Projection > 0 {
 			p("  the leads projection, on the same events meanwhile, had merged them all after %.3fs", t.Projection.Seconds())
 		}
-		if t.Others > measure.Noisy {
-			p("other work shared the cores: the figures are noisy, run again on a quiet machine")
+		if t.CPU.Noisy() {
+			p("%s", benchkit.NoiseWarning)
 		}
 		if !t.Complete || t.Delivered < t.Events {
 			p("WARNING: the LMS got %d of %d events before the dispatcher stalled", t.Delivered, t.Events)
@@ -178,30 +155,21 @@ func (r *Report) Print(w io.Writer) {
 	if e := r.EndToEnd; e != nil {
 		p("")
 		p("end to end (request to the edge -> the LMS accepting the event; edge, normalizer, dispatcher in this process):")
-		p("  %.0f/s scheduled for %s after %s warmup, %d workers, GOMAXPROCS %d (all of it shares the cores)", e.Rate, e.Duration, e.Warmup, e.Workers, e.GOMAXPROCS)
-		if e.Load != "" {
-			p("  load: %s", e.Load)
+		p("  %s (all of it shares the cores)", e.Load)
+		if e.Samples != "" {
+			p("  load: %s", e.Samples)
 		}
-		p("  accepted %d (%.0f/s), delivered %d; from the request: p50 %s, p99 %s, max %s", e.Accepted, e.Achieved(), e.Delivered, measure.Millis(e.P50), measure.Millis(e.P99), measure.Millis(e.Max))
-		p("  from the edge's 202: p50 %s, p99 %s, max %s; the edge answered in p50 %s, p99 %s",
-			measure.Millis(e.AcceptedP50), measure.Millis(e.AcceptedP99), measure.Millis(e.AcceptedMax), measure.Millis(e.AnswerP50), measure.Millis(e.AnswerP99))
+		p("  accepted %d (%.0f/s), delivered %d; from the request: %s", e.Accepted, e.Achieved(), e.Delivered, e.Latency)
+		p("  from the edge's 202: %s; the edge answered in p50 %s, p99 %s",
+			e.FromAccepted, benchkit.Millis(e.Answer.P50), benchkit.Millis(e.Answer.P99))
 		if len(e.Labels) > 1 {
 			p("  slowest from the request, by p99:")
 			for _, l := range e.Labels[:min(3, len(e.Labels))] {
-				p("    %-36s %6d events  p50 %s, p99 %s", l.Label, l.Events, measure.Millis(l.P50), measure.Millis(l.P99))
+				p("    %-36s %6d events  p50 %s, p99 %s", l.Label, l.Events, benchkit.Millis(l.Latency.P50), benchkit.Millis(l.Latency.P99))
 			}
 		}
 		p("  duplicates %d, orphans %d, retries %d, dead letters %d (whole phase, warmup included)", e.Duplicates, e.Orphans, e.Retries, e.DeadLetters)
-		if e.Busy >= 0 {
-			busy := ""
-			if e.Others > measure.Noisy {
-				busy = " - other work shared the cores: the figures are noisy, run again on a quiet machine"
-			}
-			p("  this process used %.2f CPUs during the window, other processes %.2f%s", e.Busy, e.Others, busy)
-		}
-		if e.Errors > 0 {
-			p("WARNING: %d sends were not accepted; first error: %s", e.Errors, e.FirstError)
-		}
+		e.PrintNotes(w)
 		if e.Delivered < e.Accepted {
 			p("WARNING: %d accepted events did not reach the LMS in time", e.Accepted-e.Delivered)
 		}
@@ -213,10 +181,6 @@ func (r *Report) Print(w io.Writer) {
 		}
 		if e.Early > 0 {
 			p("note: %d events reached the LMS before their 202 was read (counted as 0ms from the 202)", e.Early)
-		}
-		if e.MaxLag > measure.LagWarning {
-			p("note: a send started up to %s after it was due: the load fell behind its schedule, the edge answering", e.MaxLag)
-			p("  too slowly for %d workers to keep the rate", e.Workers)
 		}
 	}
 }

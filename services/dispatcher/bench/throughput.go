@@ -12,22 +12,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/leadstream/leadstream/pkg/benchkit"
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/envelope"
-	"github.com/leadstream/leadstream/pkg/measure"
 	"github.com/leadstream/leadstream/pkg/streams"
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
-	"github.com/leadstream/leadstream/services/dispatcher"
 )
-
-// fillChunk bounds the asynchronous publishes in flight while EVENTS is
-// filled: nats.go refuses more than its limit of pending acks, and every
-// message waits for its own fsync.
-const fillChunk = 512
 
 // pollEvery is how often the LMS's count is read. The figures do not depend
 // on it (the end is when the LMS accepted the last event); it only has to
@@ -41,12 +34,8 @@ const (
 	benchSource = "bench"
 )
 
-var (
-	// errStalled ends a measurement that stopped moving.
-	errStalled = errors.New("no progress")
-	// errRunEnded reports a dispatcher that stopped before its work was done.
-	errRunEnded = errors.New("bench: dispatcher stopped")
-)
+// errRunEnded reports a dispatcher that stopped before its work was done.
+var errRunEnded = errors.New("bench: dispatcher stopped")
 
 // planned is one event of the throughput load.
 type planned struct {
@@ -86,36 +75,24 @@ func plan(events, aggs int, early bool) []planned {
 // from the dispatcher's start to the LMS accepting the last new one.
 func runThroughput(ctx context.Context, o *Options, cfg *config.Config, secret string) (*Throughput, error) {
 	res := &Throughput{Events: o.Events, Aggregates: o.Aggregates, EarlyChats: o.EarlyChats}
-	j, err := startJetStream(o, "throughput", "throughput")
+	pt, err := startPart(ctx, o, cfg, secret, "throughput", false)
 	if err != nil {
 		return nil, err
 	}
-	defer j.close()
-	l, err := startLMS(verifySecret(o, secret))
-	if err != nil {
-		return nil, fmt.Errorf("bench: fake LMS: %w", err)
-	}
-	defer l.close()
-	cfg = withLMS(cfg, l)
-	if err := ensureStreams(ctx, j.js, cfg, false); err != nil {
-		return nil, err
-	}
+	defer pt.close()
+	j, l := pt.j, pt.lms
 
 	events := plan(o.Events, o.Aggregates, o.EarlyChats)
-	progress(o.Progress, "throughput: storing %d events over %d conversations in EVENTS before the clock starts", len(events), o.Aggregates)
-	if err := fill(ctx, j.js, events); err != nil {
+	o.Step("dispatcher: throughput: storing %d events over %d conversations in EVENTS before the clock starts", len(events), o.Aggregates)
+	if err := fill(ctx, j.JS, events); err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	if err := dispatcher.Provision(ctx, j.js, cfg); err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
-	}
-	svc, err := dispatcher.New(ctx, dispatcher.Options{Config: cfg, JetStream: j.js, Logger: o.Logger, Registry: reg, Projection: !o.NoProjection})
+	svc, reg, err := pt.newDispatcher(ctx, o)
 	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
+		return nil, err
 	}
 
-	progress(o.Progress, "throughput: dispatching them to the fake LMS")
+	o.Step("dispatcher: throughput: dispatching them to the fake LMS")
 	// The fill's garbage is collected now rather than on the clock.
 	runtime.GC()
 	runCtx, stop := context.WithCancel(ctx)
@@ -126,17 +103,17 @@ func runThroughput(ctx context.Context, o *Options, cfg *config.Config, secret s
 			return nil, fmt.Errorf("bench: CPU profile: %w", err)
 		}
 	}
-	cpu0 := measure.ReadCPU()
+	cpu0 := benchkit.ReadCPU()
 	start := time.Now()
 	go func() { ran <- svc.Run(runCtx) }()
 	last, err := awaitLMS(ctx, l, len(events), o.Stall, ran)
-	cpu1 := measure.ReadCPU()
+	res.CPU = cpu0.Until(benchkit.ReadCPU())
 	if o.CPUProfile != nil {
 		pprof.StopCPUProfile()
 	}
 	if err == nil && !o.NoProjection {
 		var caughtUp time.Time
-		if caughtUp, err = awaitConsumer(ctx, j.js, projectionDurable, o.Stall); err == nil {
+		if caughtUp, err = awaitConsumer(ctx, j.JS, projectionDurable, o.Stall); err == nil {
 			res.Projection = caughtUp.Sub(start)
 		}
 	}
@@ -146,13 +123,8 @@ func runThroughput(ctx context.Context, o *Options, cfg *config.Config, secret s
 			err = runErr
 		}
 	}
-	switch {
-	case errors.Is(err, errStalled):
-		res.Complete = false
-	case err != nil:
+	if res.Complete, err = benchkit.Completed(err); err != nil {
 		return nil, err
-	default:
-		res.Complete = true
 	}
 
 	res.Delivered, _ = l.count()
@@ -161,7 +133,6 @@ func runThroughput(ctx context.Context, o *Options, cfg *config.Config, secret s
 	if res.Delivered > 0 {
 		res.Elapsed = last.Sub(start)
 	}
-	res.Busy, res.Others = cpu0.Use(cpu1, runtime.NumCPU())
 	res.OutOfOrder = outOfOrder(events, l.positions())
 	out, err := readOutcomes(reg)
 	if err != nil {
@@ -188,7 +159,7 @@ func withLMS(cfg *config.Config, l *lms) *config.Config {
 }
 
 // awaitLMS polls until l has accepted want distinct events and returns when
-// it accepted the last. It gives up with errStalled when nothing new came
+// it accepted the last. It gives up with benchkit.ErrStalled when nothing new came
 // for stall, and with errRunEnded when the dispatcher stopped.
 func awaitLMS(ctx context.Context, l *lms, want int, stall time.Duration, ran <-chan error) (time.Time, error) {
 	t := time.NewTicker(pollEvery)
@@ -203,7 +174,7 @@ func awaitLMS(ctx context.Context, l *lms, want int, stall time.Duration, ran <-
 			seen, moved = n, time.Now()
 		}
 		if time.Since(moved) > stall {
-			return last, fmt.Errorf("%w for %s: the LMS has %d of %d events", errStalled, stall, n, want)
+			return last, fmt.Errorf("%w for %s: the LMS has %d of %d events", benchkit.ErrStalled, stall, n, want)
 		}
 		select {
 		case <-ctx.Done():
@@ -245,37 +216,7 @@ func outOfOrder(events []planned, pos map[string]int) int {
 // fill stores the planned events in EVENTS as the normalizer does.
 func fill(ctx context.Context, js jetstream.JetStream, events []planned) error {
 	received := time.Now().UTC()
-	futures := make([]jetstream.PubAckFuture, 0, fillChunk)
-	for i := 0; i < len(events); {
-		futures = futures[:0]
-		for ; i < len(events) && len(futures) < fillChunk; i++ {
-			msg, err := eventMsg(events[i], received)
-			if err != nil {
-				return err
-			}
-			f, err := js.PublishMsgAsync(msg)
-			if err != nil {
-				return fmt.Errorf("bench: storing %s in EVENTS: %w", events[i].id, err)
-			}
-			futures = append(futures, f)
-		}
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		for _, f := range futures {
-			select {
-			case ack := <-f.Ok():
-				if ack.Duplicate {
-					return fmt.Errorf("bench: EVENTS took %s as a duplicate", f.Msg().Header.Get(jetstream.MsgIDHeader))
-				}
-			case err := <-f.Err():
-				return fmt.Errorf("bench: storing in EVENTS: %w", err)
-			}
-		}
-	}
-	return nil
+	return benchkit.Fill(ctx, js, len(events), func(i int) (*nats.Msg, error) { return eventMsg(events[i], received) })
 }
 
 // t0 is the provider time of every conversation's lead; its chat messages

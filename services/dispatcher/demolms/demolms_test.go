@@ -18,10 +18,10 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	leadstreamv1 "github.com/leadstream/leadstream/proto/leadstream/v1"
+	"github.com/leadstream/leadstream/services/dispatcher/demolms"
 	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter"
 	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/adaptertest"
 	"github.com/leadstream/leadstream/services/dispatcher/internal/adapter/webhook"
-	"github.com/leadstream/leadstream/services/dispatcher/demolms"
 )
 
 // terminal is the demo's out: the handler writes from server goroutines.

@@ -11,24 +11,21 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"runtime/pprof"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/leadstream/leadstream/pkg/benchkit"
 	"github.com/leadstream/leadstream/pkg/config"
-	"github.com/leadstream/leadstream/pkg/embedded"
-	"github.com/leadstream/leadstream/pkg/measure"
+	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/streams"
 	"github.com/leadstream/leadstream/services/edge"
 	"github.com/leadstream/leadstream/services/edge/simulate"
@@ -43,22 +40,11 @@ const (
 
 // Options configures Run.
 type Options struct {
-	// Config supplies the sources with their secrets and keys, and the
-	// edge's limits. Its listen address and NATS settings are not used: the
-	// bench runs its own JetStream and edge on loopback. Required.
-	Config *config.Config
-	// Duration is how long each of the two measurements lasts. Default 10s.
-	Duration time.Duration
-	// Warmup is unmeasured load before each measurement, so that
-	// connections, buffers and the store are warm. Default 2s; negative for
-	// none.
-	Warmup time.Duration
-	// Concurrency is how many requests, or publishes, are in flight at
-	// once. Default 64.
-	Concurrency int
-	// StoreDir is JetStream's store. Default: a temporary directory, removed
-	// afterwards.
-	StoreDir string
+	// Options are the settings every bench takes. Concurrency is how many
+	// requests, or publishes, are in flight at once: default 64. The
+	// CPUProfile is of the edge's measurement window; the load generator
+	// and nats-server run in this process and show in it too.
+	benchkit.Options
 	// Presign is how many Marktplaats LMS requests are RSA-signed before the
 	// clock starts. A signature costs about as much CPU as the edge's whole
 	// handling of a request, so signing during the run would take cores from
@@ -66,15 +52,6 @@ type Options struct {
 	// (outside their latency) and the report says how many. Default 20000;
 	// negative for none.
 	Presign int
-	// CPUProfile, when set, receives a CPU profile of the edge's
-	// measurement window. The load generator and nats-server run in this
-	// process and show in it too.
-	CPUProfile io.Writer
-	// Progress, when set, gets a line as each step starts: a run takes half
-	// a minute and should not look hung.
-	Progress io.Writer
-	// Logger receives the edge's and nats-server's log lines. Default: none.
-	Logger *zap.Logger
 	// URL, when set, is a JetStream (a cluster) to measure on instead of an
 	// embedded server of its own; RAW and the ceiling's stream get Replicas
 	// replicas there. StoreDir is then not used.
@@ -84,46 +61,19 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.Duration == 0 {
-		o.Duration = 10 * time.Second
-	}
-	if o.Warmup == 0 {
-		o.Warmup = 2 * time.Second
-	}
-	if o.Warmup < 0 {
-		o.Warmup = 0
-	}
 	if o.Concurrency == 0 {
 		o.Concurrency = 64
 	}
+	o.Options.SetDefaults()
 	if o.Presign == 0 {
 		o.Presign = 20000
 	}
 	if o.Presign < 0 {
 		o.Presign = 0
 	}
-	if o.Progress == nil {
-		o.Progress = io.Discard
-	}
-	if o.Logger == nil {
-		o.Logger = zap.NewNop()
-	}
 	if o.Replicas == 0 {
 		o.Replicas = 1
 	}
-}
-
-// Validate reports the first option Run cannot work with.
-func (o *Options) Validate() error {
-	switch {
-	case o.Config == nil:
-		return errors.New("bench: Config is required")
-	case o.Duration < 0:
-		return fmt.Errorf("bench: Duration %s is negative", o.Duration)
-	case o.Concurrency < 0:
-		return fmt.Errorf("bench: Concurrency %d is negative", o.Concurrency)
-	}
-	return nil
 }
 
 // Run starts JetStream and the edge in this process, loads the edge, then
@@ -134,30 +84,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	// A copy: one embedded server holds one replica, whatever production uses.
-	cfg := *o.Config
-	cfg.NATS.Replicas = 1
-
-	url, dir := o.URL, o.StoreDir
+	cfg := o.LocalConfig()
+	url, store := o.URL, ""
 	if url != "" {
 		cfg.NATS.Replicas = o.Replicas
-		dir = fmt.Sprintf("%s (replicas %d)", url, o.Replicas)
+		store = fmt.Sprintf("%s (replicas %d)", url, o.Replicas)
 	} else {
-		if dir == "" {
-			tmp, err := os.MkdirTemp("", "leadstream-bench-")
-			if err != nil {
-				return nil, fmt.Errorf("bench: store dir: %w", err)
-			}
-			defer os.RemoveAll(tmp)
-			dir = tmp
-		}
-		progress(o.Progress, "starting JetStream (file store %s, fsync before every ack)", dir)
-		ns, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: dir, Logger: o.Logger})
+		j, err := benchkit.StartJetStream(&o.Options, "edge")
 		if err != nil {
 			return nil, err
 		}
-		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-		url = ns.ClientURL()
+		defer j.Close()
+		url, store = j.URL, j.Dir
 	}
 
 	signer, err := simulate.NewSigner(&cfg)
@@ -179,10 +117,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Duration:    o.Duration,
 		CPUs:        runtime.NumCPU(),
 		GOMAXPROCS:  runtime.GOMAXPROCS(0),
-		StoreDir:    dir,
+		StoreDir:    store,
+		TempStore:   o.URL == "",
 		Mix:         mix(tpls),
 	}
-	rep.TempStore = o.StoreDir == "" && o.URL == ""
 	if err := runEdge(ctx, &o, &cfg, url, tpls, signer, nonce, rep); err != nil {
 		return nil, err
 	}
@@ -194,9 +132,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 // runEdge serves the edge on loopback and loads it over HTTP.
 func runEdge(ctx context.Context, o *Options, cfg *config.Config, url string, tpls []template, signer *simulate.Signer, nonce string, rep *Report) error {
-	nc, js, err := connect(url, "leadstream-bench-edge")
+	nc, js, err := natsconn.Connect(url, natsconn.Options{Name: "leadstream-bench-edge", Logger: o.Logger})
 	if err != nil {
-		return err
+		return fmt.Errorf("bench: %w", err)
 	}
 	defer nc.Close()
 	if err := streams.Ensure(ctx, js, streams.RawConfig(cfg)); err != nil {
@@ -229,7 +167,7 @@ func runEdge(ctx context.Context, o *Options, cfg *config.Config, url string, tp
 
 	l := newLoad(tpls, signer, "http://"+ln.Addr().String(), nonce)
 	if o.Presign > 0 && rep.Mix[config.ProviderMarktplaatsLMS] > 0 {
-		progress(o.Progress, "RSA-signing %d Marktplaats LMS requests before the clock starts", o.Presign)
+		o.Step("edge: RSA-signing %d Marktplaats LMS requests before the clock starts", o.Presign)
 		if err := l.presign(ctx, o.Presign); err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
@@ -253,9 +191,9 @@ func runEdge(ctx context.Context, o *Options, cfg *config.Config, url string, tp
 		before    [5]histogram
 		profiling bool
 	)
-	var cpu [2]measure.CPU
+	var cpu0 benchkit.CPU
 	atMeasure := func() {
-		cpu[0] = measure.ReadCPU()
+		cpu0 = benchkit.ReadCPU()
 		before[0], _ = gather(reg, "leadstream_edge_publish_seconds")
 		for i, mode := range []string{"atomic", "individual"} {
 			before[1+2*i], _ = gather(reg, "leadstream_edge_commit_batch_size", "mode", mode)
@@ -269,7 +207,7 @@ func runEdge(ctx context.Context, o *Options, cfg *config.Config, url string, tp
 			}
 		}
 	}
-	progress(o.Progress, "edge: %s warmup, then %s measured, %d concurrent requests", o.Warmup, o.Duration, o.Concurrency)
+	o.Step("edge: %s warmup, then %s measured, %d concurrent requests", o.Warmup, o.Duration, o.Concurrency)
 	rep.Edge = drive(ctx, o.Concurrency, o.Warmup, o.Duration, http.StatusAccepted, atMeasure, func() shot {
 		// Building and signing the request is the provider's work: not timed.
 		req, err := l.request(ctx)
@@ -278,11 +216,10 @@ func runEdge(ctx context.Context, o *Options, cfg *config.Config, url string, tp
 		}
 		return send(client, req)
 	})
-	cpu[1] = measure.ReadCPU()
+	rep.CPU[0] = cpu0.Until(benchkit.ReadCPU())
 	if profiling {
 		pprof.StopCPUProfile()
 	}
-	_, rep.OtherCPUs[0] = cpu[0].Use(cpu[1], rep.CPUs)
 	rep.SignedInRun = int(l.inline.Load())
 
 	wait, err := gather(reg, "leadstream_edge_publish_seconds")
@@ -333,14 +270,14 @@ var dupTrue = []byte(`"duplicate":true`)
 
 // runCeiling publishes the same bodies straight into a stream like RAW.
 func runCeiling(ctx context.Context, o *Options, cfg *config.Config, url string, tpls []template, signer *simulate.Signer, nonce string, rep *Report) error {
-	nc, js, err := connect(url, "leadstream-bench-ceiling")
+	nc, js, err := natsconn.Connect(url, natsconn.Options{Name: "leadstream-bench-ceiling", Logger: o.Logger})
 	if err != nil {
-		return err
+		return fmt.Errorf("bench: %w", err)
 	}
 	defer nc.Close()
 	sc := streams.RawConfig(cfg)
 	sc.Name = ceilingStream
-	sc.Description = "leadstream bench: the JetStream ceiling, RAW's settings"
+	sc.Description = "bench: the JetStream ceiling, RAW's settings"
 	sc.Subjects = []string{ceilingSubjectPrefix + ">"}
 	if err := streams.Ensure(ctx, js, sc); err != nil {
 		return fmt.Errorf("bench: %w", err)
@@ -350,9 +287,9 @@ func runCeiling(ctx context.Context, o *Options, cfg *config.Config, url string,
 		return err
 	}
 	l := newLoad(tpls, signer, "", nonce)
-	progress(o.Progress, "ceiling: %s warmup, then %s measured, %d concurrent js.PublishMsg", o.Warmup, o.Duration, o.Concurrency)
-	var cpu [2]measure.CPU
-	atMeasure := func() { cpu[0] = measure.ReadCPU() }
+	o.Step("edge: ceiling: %s warmup, then %s measured, %d concurrent js.PublishMsg", o.Warmup, o.Duration, o.Concurrency)
+	var cpu0 benchkit.CPU
+	atMeasure := func() { cpu0 = benchkit.ReadCPU() }
 	rep.Ceiling = drive(ctx, o.Concurrency, o.Warmup, o.Duration, 0, atMeasure, func() shot {
 		msg := l.msg()
 		start := time.Now()
@@ -363,8 +300,7 @@ func runCeiling(ctx context.Context, o *Options, cfg *config.Config, url string,
 		}
 		return s
 	})
-	cpu[1] = measure.ReadCPU()
-	_, rep.OtherCPUs[1] = cpu[0].Use(cpu[1], rep.CPUs)
+	rep.CPU[1] = cpu0.Until(benchkit.ReadCPU())
 	n, err := streamMsgs(ctx, js, ceilingStream)
 	rep.CeilingStored = n - held
 	return err
@@ -372,24 +308,8 @@ func runCeiling(ctx context.Context, o *Options, cfg *config.Config, url string,
 
 // streamMsgs is how many messages stream holds now.
 func streamMsgs(ctx context.Context, js jetstream.JetStream, stream string) (uint64, error) {
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		return 0, fmt.Errorf("bench: stream %s: %w", stream, err)
-	}
-	return st.CachedInfo().State.Msgs, nil
-}
-
-func connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url, nats.Name(name))
-	if err != nil {
-		return nil, nil, fmt.Errorf("bench: connecting to nats: %w", err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, fmt.Errorf("bench: jetstream: %w", err)
-	}
-	return nc, js, nil
+	st, err := benchkit.StreamState(ctx, js, stream)
+	return st.Msgs, err
 }
 
 // newNonce returns a short random prefix for this run's event ids.
@@ -399,8 +319,4 @@ func newNonce() (string, error) {
 		return "", fmt.Errorf("bench: nonce: %w", err)
 	}
 	return "bench" + hex.EncodeToString(b), nil
-}
-
-func progress(w io.Writer, format string, a ...any) {
-	fmt.Fprintf(w, "bench: "+format+"\n", a...)
 }

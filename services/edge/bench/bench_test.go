@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,22 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leadstream/leadstream/pkg/benchkit"
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/natstest"
 	"github.com/leadstream/leadstream/services/edge/extract"
 	"github.com/leadstream/leadstream/services/edge/simulate"
 )
-
-// demoConfig is the config `make bench` uses: its demo keys let the
-// simulator sign for every provider.
-func demoConfig(tb testing.TB) *config.Config {
-	tb.Helper()
-	cfg, err := config.Load("../../../deploy/local/leadstream.yaml")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return cfg
-}
 
 // TestRun keeps the harness from rotting: a short run must answer every
 // request 202, store exactly the fresh ones, and publish the ceiling. It
@@ -33,19 +22,19 @@ func demoConfig(tb testing.TB) *config.Config {
 func TestRun(t *testing.T) {
 	const presign = 8 // small, so that the run also signs during the load
 	rep, err := Run(context.Background(), Options{
-		Config:      demoConfig(t),
-		Duration:    300 * time.Millisecond,
-		Warmup:      50 * time.Millisecond,
-		Concurrency: 4,
-		StoreDir:    t.TempDir(),
-		Presign:     presign,
+		Options: benchkit.Options{
+			Config:      benchkit.DemoConfig(t),
+			Duration:    300 * time.Millisecond,
+			Warmup:      50 * time.Millisecond,
+			Concurrency: 4,
+			StoreDir:    t.TempDir(),
+		},
+		Presign: presign,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	rep.Print(&out)
-	t.Log("\n" + out.String())
+	out := benchkit.Printed(t, rep)
 
 	if rep.Edge.Requests == 0 {
 		t.Error("no edge request was answered 202 in the window")
@@ -80,8 +69,8 @@ func TestRun(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"edge/baseline", "atomic batches:", "individual publishes:"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("report lacks %q:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
 		}
 	}
 	if n := rep.Commits[0].Messages + rep.Commits[1].Messages; n == 0 || n > rep.Edge.Requests+rep.Edge.Errors+4 {
@@ -93,7 +82,7 @@ func TestRun(t *testing.T) {
 // counters of one sample must give two event ids, and the body must stay
 // JSON, or the load would measure duplicates or dead letters.
 func TestTemplatesMakeUniqueEventIDs(t *testing.T) {
-	signer, err := simulate.NewSigner(demoConfig(t))
+	signer, err := simulate.NewSigner(benchkit.DemoConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,16 +116,13 @@ func TestTemplatesMakeUniqueEventIDs(t *testing.T) {
 // BenchmarkEdgeHTTP is a short `make bench` as a Go benchmark: one fixed-time
 // run, whatever b.N asks, reported as rates instead of ns/op.
 func BenchmarkEdgeHTTP(b *testing.B) {
-	cfg := demoConfig(b)
+	cfg := benchkit.DemoConfig(b)
 	var rep *Report
 	for b.Loop() {
 		var err error
 		rep, err = Run(context.Background(), Options{
-			Config:   cfg,
-			Duration: 2 * time.Second,
-			Warmup:   500 * time.Millisecond,
-			StoreDir: b.TempDir(),
-			Presign:  4000,
+			Options: benchkit.Options{Config: cfg, Duration: 2 * time.Second, Warmup: 500 * time.Millisecond, StoreDir: b.TempDir()},
+			Presign: 4000,
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -158,7 +144,7 @@ func BenchmarkEdgeHTTP(b *testing.B) {
 //
 //	go test -run '^$' -bench RAWLeaderOnCluster -benchtime 1x ./services/edge/bench
 func BenchmarkRAWLeaderOnCluster(b *testing.B) {
-	cfg := demoConfig(b)
+	cfg := benchkit.DemoConfig(b)
 	for _, conc := range []int{64, 256} {
 		b.Run(fmt.Sprint("concurrency=", conc), func(b *testing.B) {
 			cl := natstest.RunCluster(b, 3)
@@ -166,13 +152,10 @@ func BenchmarkRAWLeaderOnCluster(b *testing.B) {
 			for b.Loop() {
 				var err error
 				rep, err = Run(context.Background(), Options{
-					Config:      cfg,
-					Duration:    5 * time.Second,
-					Warmup:      time.Second,
-					Concurrency: conc,
-					URL:         cl.URLs(),
-					Replicas:    3,
-					Presign:     8000,
+					Options:  benchkit.Options{Config: cfg, Duration: 5 * time.Second, Warmup: time.Second, Concurrency: conc},
+					URL:      cl.URLs(),
+					Replicas: 3,
+					Presign:  8000,
 				})
 				if err != nil {
 					b.Fatal(err)

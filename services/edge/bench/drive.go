@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/leadstream/leadstream/pkg/measure"
+	"github.com/leadstream/leadstream/pkg/benchkit"
 )
 
 // shot is one timed operation: a request to the edge or a publish.
@@ -22,9 +22,8 @@ type shot struct {
 
 // tally is what one worker saw.
 type tally struct {
-	lat      []time.Duration // good shots in the measurement window
-	statuses map[int]int     // unexpected statuses in the window
-	errors   int             // failed shots in the window
+	statuses map[int]int // unexpected statuses in the window
+	errors   int         // failed shots in the window
 	firstErr error
 	lastEnd  time.Time
 	// Whole phase, warmup included: what the stream must hold afterwards.
@@ -50,6 +49,8 @@ func drive(ctx context.Context, concurrency int, warmup, dur time.Duration, okSt
 		}
 	}
 
+	// The good shots' latencies in the window, from every worker.
+	lat := benchkit.NewLatency()
 	tallies := make([]tally, concurrency)
 	var wg sync.WaitGroup
 	for i := range tallies {
@@ -81,7 +82,7 @@ func drive(ctx context.Context, concurrency int, warmup, dur time.Duration, okSt
 				}
 				switch {
 				case good:
-					tl.lat = append(tl.lat, s.latency)
+					lat.Record(s.latency)
 				case s.err != nil:
 					tl.errors++
 					if tl.firstErr == nil {
@@ -97,11 +98,9 @@ func drive(ctx context.Context, concurrency int, warmup, dur time.Duration, okSt
 	wg.Wait()
 
 	r := Result{Statuses: map[int]int{}}
-	var all []time.Duration
 	last := from
 	for i := range tallies {
 		tl := &tallies[i]
-		all = append(all, tl.lat...)
 		r.Errors += tl.errors
 		r.Fresh += tl.fresh
 		r.Duplicates += tl.dups
@@ -115,9 +114,8 @@ func drive(ctx context.Context, concurrency int, warmup, dur time.Duration, okSt
 			last = tl.lastEnd
 		}
 	}
-	r.Requests = len(all)
+	r.Requests = lat.Count()
 	r.Elapsed = last.Sub(from)
-	s := measure.Summarize(all)
-	r.Mean, r.P50, r.P99, r.P999, r.Max = s.Mean, s.P50, s.P99, s.P999, s.Max
+	r.Summary = lat.Summary()
 	return r
 }

@@ -4,7 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+
+	"github.com/leadstream/leadstream/pkg/benchkit"
 )
 
 // histogram is a Prometheus histogram's count and sum: enough for a mean.
@@ -16,25 +17,32 @@ type histogram struct {
 // gather reads the histogram name from reg, summed over its label values,
 // or over those whose labels include every pair of want (name, value, ...).
 func gather(reg *prometheus.Registry, name string, want ...string) (histogram, error) {
-	mfs, err := reg.Gather()
+	series, err := benchkit.Gather(reg, name)
 	if err != nil {
-		return histogram{}, fmt.Errorf("bench: gathering edge metrics: %w", err)
+		return histogram{}, err
+	}
+	if len(series) == 0 {
+		return histogram{}, fmt.Errorf("bench: edge metric %s not found", name)
 	}
 	var h histogram
-	for _, mf := range mfs {
-		if mf.GetName() != name {
+	for _, s := range series {
+		if !hasLabels(s.Labels, want) {
 			continue
 		}
-		for _, m := range mf.GetMetric() {
-			if !hasLabels(m.GetLabel(), want) {
-				continue
-			}
-			h.count += m.GetHistogram().GetSampleCount()
-			h.sum += m.GetHistogram().GetSampleSum()
-		}
-		return h, nil
+		h.count += s.GetHistogram().GetSampleCount()
+		h.sum += s.GetHistogram().GetSampleSum()
 	}
-	return histogram{}, fmt.Errorf("bench: edge metric %s not found", name)
+	return h, nil
+}
+
+// hasLabels says labels has every pair of want (name, value, ...).
+func hasLabels(labels map[string]string, want []string) bool {
+	for i := 0; i+1 < len(want); i += 2 {
+		if labels[want[i]] != want[i+1] {
+			return false
+		}
+	}
+	return true
 }
 
 // sub is what h observed since earlier.
@@ -49,28 +57,11 @@ func (h histogram) mean() float64 {
 	return h.sum / float64(h.count)
 }
 
-func hasLabels(got []*dto.LabelPair, want []string) bool {
-	for i := 0; i+1 < len(want); i += 2 {
-		found := false
-		for _, l := range got {
-			if l.GetName() == want[i] && l.GetValue() == want[i+1] {
-				found = true
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
-}
-
 // gauge reads the gauge name from reg.
 func gauge(reg *prometheus.Registry, name string) float64 {
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
+	series, _ := benchkit.Gather(reg, name)
+	if len(series) == 0 {
+		return 0
 	}
-	return 0
+	return series[0].GetGauge().GetValue()
 }

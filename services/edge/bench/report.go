@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leadstream/leadstream/pkg/benchkit"
 	"github.com/leadstream/leadstream/pkg/config"
-	"github.com/leadstream/leadstream/pkg/measure"
 )
 
 // Goal is the edge's target rate as a multiple of the baseline's (one
@@ -47,8 +47,8 @@ type Result struct {
 	// Elapsed is the window, from its opening until the last request started
 	// in it was answered.
 	Elapsed time.Duration
-	// Mean, P50, P99, P999 and Max are latencies of the good answers.
-	Mean, P50, P99, P999, Max time.Duration
+	// Summary is the latencies of the good answers.
+	benchkit.Summary
 	// Errors counts requests in the window without a good answer.
 	Errors int
 	// Statuses counts the edge's answers other than 202 in the window, by
@@ -62,12 +62,7 @@ type Result struct {
 }
 
 // Rate is good answers per second in the window.
-func (r Result) Rate() float64 {
-	if r.Elapsed <= 0 {
-		return 0
-	}
-	return float64(r.Requests) / r.Elapsed.Seconds()
-}
+func (r Result) Rate() float64 { return benchkit.PerSecond(r.Requests, r.Elapsed) }
 
 // Report is what Run measured.
 type Report struct {
@@ -78,10 +73,10 @@ type Report struct {
 	// CPUs and GOMAXPROCS describe the machine: edge, load generator and
 	// nats-server share these cores.
 	CPUs, GOMAXPROCS int
-	// OtherCPUs is how many CPUs' worth of time other processes used during
-	// the edge's and the ceiling's window, -1 where unknown (not Linux).
-	// Other work on the machine makes the figures noisy.
-	OtherCPUs [2]float64
+	// CPU is this process's and other processes' use during the edge's and
+	// the ceiling's window, unknown where not Linux. Other work on the
+	// machine makes the figures noisy.
+	CPU [2]benchkit.Use
 	// StoreDir is where JetStream stored both streams; TempStore says it was
 	// a temporary directory, removed after the run.
 	StoreDir  string
@@ -123,26 +118,31 @@ func (r *Report) Ratio() float64 {
 // Print writes the report as a table and a few lines of explanation.
 func (r *Report) Print(w io.Writer) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
-	p("leadstream bench: each measurement %d concurrent, %s warmup + %s measured; %d CPUs, GOMAXPROCS %d (edge, load generator and nats-server share them)",
+	p("edge: each measurement %d concurrent, %s warmup + %s measured; %d CPUs, GOMAXPROCS %d (edge, load generator and nats-server share them)",
 		r.Concurrency, r.Warmup, r.Duration, r.CPUs, r.GOMAXPROCS)
 	store := r.StoreDir
 	if r.TempStore {
 		store += ", temporary"
 	}
 	p("durability: RAW and BASELINE are file streams fsynced before every ack in both measurements (store %s)", store)
-	if r.OtherCPUs[0] >= 0 && r.OtherCPUs[1] >= 0 {
+	if r.CPU[0].Known() && r.CPU[1].Known() {
 		busy := ""
-		if max(r.OtherCPUs[0], r.OtherCPUs[1]) > measure.Noisy {
-			busy = " - other work shared the cores: the figures are noisy, run again on a quiet machine"
+		if r.CPU[0].Noisy() || r.CPU[1].Noisy() {
+			busy = " - " + benchkit.NoiseWarning
 		}
-		p("other processes used %.2f CPUs during the edge window, %.2f during the baseline's%s", r.OtherCPUs[0], r.OtherCPUs[1], busy)
+		p("other processes used %.2f CPUs during the edge window, %.2f during the baseline's%s", r.CPU[0].Others, r.CPU[1].Others, busy)
 	}
 	p("load: round robin over %s; %d Marktplaats LMS requests RSA-signed before the clock, %d during the run",
 		mixString(r.Mix), r.Presigned, r.SignedInRun)
 	p("")
-	p("%-28s %9s %10s %9s %9s %9s %9s %9s %7s", "", "requests", "req/s", "mean", "p50", "p99", "p99.9", "max", "errors")
+	t := benchkit.NewTable(w, benchkit.Column{Width: 28, Left: true}, benchkit.Column{Name: "requests", Width: 9},
+		benchkit.Column{Name: "req/s", Width: 10}, benchkit.Column{Name: "mean", Width: 9}, benchkit.Column{Name: "p50", Width: 9},
+		benchkit.Column{Name: "p99", Width: 9}, benchkit.Column{Name: "p99.9", Width: 9}, benchkit.Column{Name: "max", Width: 9},
+		benchkit.Column{Name: "errors", Width: 7})
+	t.Header()
 	row := func(name string, x Result) {
-		p("%-28s %9d %10.0f %9s %9s %9s %9s %9s %7d", name, x.Requests, x.Rate(), measure.Millis(x.Mean), measure.Millis(x.P50), measure.Millis(x.P99), measure.Millis(x.P999), measure.Millis(x.Max), x.Errors)
+		t.Row(name, fmt.Sprint(x.Requests), fmt.Sprintf("%.0f", x.Rate()), benchkit.Millis(x.Mean), benchkit.Millis(x.P50),
+			benchkit.Millis(x.P99), benchkit.Millis(x.P999), benchkit.Millis(x.Max), fmt.Sprint(x.Errors))
 	}
 	row("edge (signed HTTP -> RAW)", r.Edge)
 	row("baseline (js.PublishMsg each)", r.Ceiling)
@@ -156,10 +156,10 @@ func (r *Report) Print(w io.Writer) {
 		r.Ratio(), verdict, goal, r.P99Ratio())
 	for i, mode := range []string{"atomic batches", "individual publishes"} {
 		c := r.Commits[i]
-		p("edge group commit, %-20s %6d commits, %8d requests, mean %6.1f per commit, mean commit %s", mode+":", c.Commits, c.Messages, c.Mean(), measure.Millis(c.MeanTook))
+		p("edge group commit, %-20s %6d commits, %8d requests, mean %6.1f per commit, mean commit %s", mode+":", c.Commits, c.Messages, c.Mean(), benchkit.Millis(c.MeanTook))
 	}
 	p("edge group commit: groups of %s go as one atomic batch (measured costs at the window's end); mean wait for JetStream %s of %s mean request latency",
-		thresholdString(r.AtomicThreshold), measure.Millis(r.CommitWait), measure.Millis(r.Edge.Mean))
+		thresholdString(r.AtomicThreshold), benchkit.Millis(r.CommitWait), benchkit.Millis(r.Edge.Mean))
 	p("edge answers other than 202: %s", statusString(r.Edge.Statuses))
 	for _, x := range []struct {
 		name string
@@ -181,9 +181,9 @@ func (r *Report) Print(w io.Writer) {
 	if r.Ratio() < goal && r.Edge.Requests > 0 {
 		rest := max(0, r.Edge.Mean-r.CommitWait)
 		p("below the goal: of the edge's %s mean latency, %s is the wait for JetStream and %s the rest",
-			measure.Millis(r.Edge.Mean), measure.Millis(r.CommitWait), measure.Millis(rest))
+			benchkit.Millis(r.Edge.Mean), benchkit.Millis(r.CommitWait), benchkit.Millis(rest))
 		p("  (HTTP, verification, extraction, and the load generator and nats-server on the same cores);")
-		p("  see where the CPU goes with `leadstream bench --cpuprofile cpu.out` and `go tool pprof -top cpu.out`")
+		p("  see where the CPU goes with `go run ./cmd/bench -cpuprofile cpu.out` and `go tool pprof -top cpu.out`")
 	}
 }
 

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,22 +15,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/leadstream/leadstream/pkg/benchkit"
 	"github.com/leadstream/leadstream/pkg/config"
 	"github.com/leadstream/leadstream/pkg/envelope"
 	"github.com/leadstream/leadstream/pkg/eventid"
 	"github.com/leadstream/leadstream/pkg/natsconn"
 	"github.com/leadstream/leadstream/pkg/testvectors"
 )
-
-// demoConfig is the config `make bench` uses.
-func demoConfig(tb testing.TB) *config.Config {
-	tb.Helper()
-	cfg, err := config.Load("../../../deploy/local/leadstream.yaml")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return cfg
-}
 
 // apiSample is a shared Marktplaats API payload of kind as the edge stores
 // it from source mp-api: its "id" is the provider event id, made unique by
@@ -111,23 +101,16 @@ func TestRun(t *testing.T) {
 	}
 	procs := runtime.GOMAXPROCS(0)
 	rep, err := Run(context.Background(), Options{
-		Config:     demoConfig(t),
+		Options:    benchkit.Options{Config: benchkit.DemoConfig(t), Concurrency: 2, Rate: rate, Duration: time.Second, Warmup: -1, StoreDir: t.TempDir()},
 		Samples:    samples,
 		Kinds:      []string{envelope.KindBid, envelope.KindASQ},
 		KindEvents: perKind,
 		Edge:       startRawEdge(samples),
-		Rate:       rate,
-		Workers:    2,
-		Duration:   time.Second,
-		Warmup:     -1,
-		StoreDir:   t.TempDir(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	rep.Print(&out)
-	t.Log("\n" + out.String())
+	out := benchkit.Printed(t, rep)
 
 	if got := runtime.GOMAXPROCS(0); got != procs {
 		t.Errorf("GOMAXPROCS is %d after the run, was %d", got, procs)
@@ -156,45 +139,41 @@ func TestRun(t *testing.T) {
 		t.Fatal("no end-to-end result")
 	}
 	// The schedule is fixed: one send every 1/rate for the duration.
-	if e.Accepted != rate || e.Errors != 0 {
-		t.Errorf("accepted %d, errors %d (first %q); want %d accepted", e.Accepted, e.Errors, e.FirstError, rate)
-	}
+	benchkit.CheckSchedule(t, e.Load, rate)
 	if e.Arrived != e.Accepted || e.DuplicateArrivals != 0 {
 		t.Errorf("arrived %d of %d accepted, %d twice", e.Arrived, e.Accepted, e.DuplicateArrivals)
 	}
 	if e.DeadLettered+e.Failed != 0 {
 		t.Errorf("normalizer: %d dead-lettered, %d failed", e.DeadLettered, e.Failed)
 	}
-	if e.Max < e.P99 || e.P99 < e.P50 {
-		t.Errorf("latencies out of order: p50 %s, p99 %s, max %s", e.P50, e.P99, e.Max)
+	if l := e.Latency; l.Max < l.P99 || l.P99 < l.P50 {
+		t.Errorf("latencies out of order: %s", l)
 	}
 	for _, want := range []string{"events/s", "CPU/event", "per commit", "end to end", "GOMAXPROCS 1"} {
-		if !strings.Contains(out.String(), want) {
+		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
 }
 
 func TestValidate(t *testing.T) {
-	cfg := demoConfig(t)
+	with := func(o Options) Options { o.Config = benchkit.DemoConfig(t); return o }
 	tests := []struct {
 		name string
 		o    Options
 		want string
 	}{
 		{"no config", Options{}, "Config is required"},
-		{"kind without sample", Options{Config: cfg, Kinds: []string{envelope.KindChat}}, "no sample of kind chat"},
-		{"unknown is not measured", Options{Config: cfg, Kinds: []string{envelope.KindUnknown}}, "cannot be measured"},
-		{"no samples needed without the per-kind part", Options{Config: cfg, KindEvents: -1}, ""},
+		{"kind without sample", with(Options{Kinds: []string{envelope.KindChat}}), "no sample of kind chat"},
+		{"unknown is not measured", with(Options{Kinds: []string{envelope.KindUnknown}}), "cannot be measured"},
+		{"no samples needed without the per-kind part", with(Options{KindEvents: -1}), ""},
+		{"negative rate", with(Options{Options: benchkit.Options{Rate: -1}, KindEvents: -1}), "Rate -1 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := tt.o
 			o.setDefaults()
-			err := o.Validate()
-			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
-				t.Fatalf("Validate() = %v, want %q", err, tt.want)
-			}
+			benchkit.CheckErr(t, o.Validate(), tt.want)
 		})
 	}
 }

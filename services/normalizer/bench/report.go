@@ -5,7 +5,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/leadstream/leadstream/pkg/measure"
+	"github.com/leadstream/leadstream/pkg/benchkit"
 )
 
 // KindResult is one kind's consumer normalizing a filled RAW on one core.
@@ -19,14 +19,11 @@ type KindResult struct {
 	Stored, Events int
 	// Elapsed runs from the normalizer's start to the last event stored.
 	Elapsed time.Duration
-	// Busy is how many CPUs' worth of time the process used meanwhile
-	// (normalizer, nats-server, the bench's polling), -1 where unknown (not
-	// Linux). Well below 1, the consumer waited, mostly for fsyncs, not for
-	// the core.
-	Busy float64
-	// Others is how many CPUs' worth of time other processes used
-	// meanwhile, -1 where unknown: they make the figures noisy.
-	Others float64
+	// CPU is how many CPUs' worth of time the process used meanwhile
+	// (normalizer, nats-server, the bench's polling: well below 1, the
+	// consumer waited, mostly for fsyncs, not for the core) and other
+	// processes (they make the figures noisy), unknown where not Linux.
+	CPU benchkit.Use
 	// Normalized, Deduplicated, DeadLettered and Failed are the normalizer's
 	// own counts of its outcomes.
 	Normalized, Deduplicated, DeadLettered, Failed int
@@ -56,39 +53,26 @@ func (c Commits) Mean() float64 {
 // CPUPerEvent is the process's CPU time per event: the core's busy share
 // over the rate. Zero where either is unknown.
 func (k KindResult) CPUPerEvent() time.Duration {
-	if k.Busy < 0 || k.Rate() == 0 {
+	if !k.CPU.Known() || k.Rate() == 0 {
 		return 0
 	}
-	return time.Duration(k.Busy / k.Rate() * float64(time.Second))
+	return time.Duration(k.CPU.Self / k.Rate() * float64(time.Second))
 }
 
 // Rate is events per second.
-func (k KindResult) Rate() float64 {
-	if k.Elapsed <= 0 {
-		return 0
-	}
-	return float64(k.Events) / k.Elapsed.Seconds()
-}
+func (k KindResult) Rate() float64 { return benchkit.PerSecond(k.Events, k.Elapsed) }
 
 // EndToEnd is the whole pipeline at a steady load: how long an event takes
 // from the edge's 2xx to its arrival in EVENTS.
 type EndToEnd struct {
-	// Rate is the load's schedule in events per second, from Workers
-	// goroutines; Warmup and Duration its unmeasured and measured parts.
-	Rate             float64
-	Workers          int
-	Warmup, Duration time.Duration
-	// GOMAXPROCS is the cores edge, normalizer, nats-server and the load
-	// generator shared.
-	GOMAXPROCS int
-	// Accepted counts sends of the window answered 2xx; Errors the others,
-	// with the first error's text in FirstError.
-	Accepted, Errors int
-	FirstError       string
+	// Load is the load: edge, normalizer, nats-server and the load
+	// generator share GOMAXPROCS cores; Accepted counts the sends the edge
+	// answered 2xx.
+	benchkit.Load
 	// Arrived counts accepted events found in EVENTS within the drain time.
 	Arrived int
-	// P50, P99 and Max are latencies from the 2xx to the arrival.
-	P50, P99, Max time.Duration
+	// Latency is from the 2xx to the arrival.
+	Latency benchkit.Summary
 	// Early counts arrivals before their 2xx was read (the normalizer won
 	// the race with the answer), counted as zero latency.
 	Early int
@@ -97,23 +81,9 @@ type EndToEnd struct {
 	// DeadLettered and Failed are the normalizer's counts over the whole
 	// phase, warmup included.
 	DeadLettered, Failed int
-	// AnswerP50 and AnswerP99 are the edge's own answer times, which the
-	// latency above does not include.
-	AnswerP50, AnswerP99 time.Duration
-	// MaxLag is the longest a send started after it was due: large, and
-	// the load was not the steady rate it claims.
-	MaxLag time.Duration
-	// Busy and Others are how many CPUs' worth of time this process and
-	// other processes used during the window, -1 where unknown.
-	Busy, Others float64
-}
-
-// Achieved is accepted events per second of the window.
-func (e *EndToEnd) Achieved() float64 {
-	if e.Duration <= 0 {
-		return 0
-	}
-	return float64(e.Accepted) / e.Duration.Seconds()
+	// Answer is the edge's own answer times, which Latency does not
+	// include.
+	Answer benchkit.Summary
 }
 
 // Report is what Run measured.
@@ -138,27 +108,30 @@ func (r *Report) Print(w io.Writer) {
 	p("  ack; per kind %d subscriptions, max_ack_pending %d", r.Subscribers, r.MaxAckPending)
 	if len(r.Kinds) > 0 {
 		p("")
-		p("%-14s %8s %9s %10s %10s %10s %12s %14s", "kind", "events", "seconds", "events/s", "core busy", "CPU/event", "other procs", "per commit")
+		t := benchkit.NewTable(w, benchkit.Column{Name: "kind", Width: 14, Left: true}, benchkit.Column{Name: "events", Width: 8},
+			benchkit.Column{Name: "seconds", Width: 9}, benchkit.Column{Name: "events/s", Width: 10}, benchkit.Column{Name: "core busy", Width: 10},
+			benchkit.Column{Name: "CPU/event", Width: 10}, benchkit.Column{Name: "other procs", Width: 12}, benchkit.Column{Name: "per commit", Width: 14})
+		t.Header()
 		var (
 			events  int
 			elapsed time.Duration
-			others  float64
+			noisy   bool
 		)
 		for _, k := range r.Kinds {
-			p("%-14s %8d %9.3f %10.0f %10s %10s %12s %14s", k.Kind, k.Events, k.Elapsed.Seconds(), k.Rate(), percent(k.Busy), micros(k.CPUPerEvent()),
-				measure.CPUs(k.Others), fmt.Sprintf("%.0f / %.0f", k.Commits["events"].Mean(), k.Commits["dedupe"].Mean()))
+			t.Row(k.Kind, fmt.Sprint(k.Events), seconds(k.Elapsed), fmt.Sprintf("%.0f", k.Rate()), percent(k.CPU.Self), micros(k.CPUPerEvent()),
+				benchkit.CPUs(k.CPU.Others), fmt.Sprintf("%.0f / %.0f", k.Commits["events"].Mean(), k.Commits["dedupe"].Mean()))
 			events += k.Events
 			elapsed += k.Elapsed
-			others = max(others, k.Others)
+			noisy = noisy || k.CPU.Noisy()
 		}
 		if len(r.Kinds) > 1 && elapsed > 0 {
-			p("%-14s %8d %9.3f %10.0f", "all, in turn", events, elapsed.Seconds(), float64(events)/elapsed.Seconds())
+			t.Row("all, in turn", fmt.Sprint(events), seconds(elapsed), fmt.Sprintf("%.0f", float64(events)/elapsed.Seconds()))
 		}
 		p("  (core busy: this process's CPU time - normalizer, nats-server, polling - per second of the run, and per event;")
 		p("   other procs: CPUs' worth of time other processes used meanwhile; per commit: events and dedupe records")
 		p("   committed together on average, as one atomic batch or as individual publishes in flight together)")
-		if others > measure.Noisy {
-			p("other work shared the cores: the figures are noisy, run again on a quiet machine")
+		if noisy {
+			p("%s", benchkit.NoiseWarning)
 		}
 		for _, k := range r.Kinds {
 			if !k.Complete {
@@ -172,21 +145,11 @@ func (r *Report) Print(w io.Writer) {
 	}
 	if e := r.EndToEnd; e != nil {
 		p("")
-		p("end to end (edge 2xx -> event in EVENTS, read by an ordered consumer): %.0f/s scheduled for %s after %s warmup,",
-			e.Rate, e.Duration, e.Warmup)
-		p("  %d workers, GOMAXPROCS %d (edge, normalizer, nats-server and load generator share the cores)", e.Workers, e.GOMAXPROCS)
-		p("  accepted %d (%.0f/s), arrived %d; p50 %s, p99 %s, max %s", e.Accepted, e.Achieved(), e.Arrived, measure.Millis(e.P50), measure.Millis(e.P99), measure.Millis(e.Max))
-		p("  the edge itself answered in p50 %s, p99 %s (not in the figures above)", measure.Millis(e.AnswerP50), measure.Millis(e.AnswerP99))
-		if e.Busy >= 0 {
-			busy := ""
-			if e.Others > measure.Noisy {
-				busy = " - other work shared the cores: the figures are noisy, run again on a quiet machine"
-			}
-			p("  this process used %.2f CPUs during the window, other processes %.2f%s", e.Busy, e.Others, busy)
-		}
-		if e.Errors > 0 {
-			p("WARNING: %d sends were not accepted; first error: %s", e.Errors, e.FirstError)
-		}
+		p("end to end (edge 2xx -> event in EVENTS, read by an ordered consumer; edge, normalizer, nats-server and load")
+		p("  generator share the cores): %s", e.Load)
+		p("  accepted %d (%.0f/s), arrived %d; %s", e.Accepted, e.Achieved(), e.Arrived, e.Latency)
+		p("  the edge itself answered in p50 %s, p99 %s (not in the figures above)", benchkit.Millis(e.Answer.P50), benchkit.Millis(e.Answer.P99))
+		e.PrintNotes(w)
 		if e.Arrived < e.Accepted {
 			p("WARNING: %d accepted events did not arrive in EVENTS in time", e.Accepted-e.Arrived)
 		}
@@ -199,12 +162,11 @@ func (r *Report) Print(w io.Writer) {
 		if e.Early > 0 {
 			p("note: %d events arrived before their 2xx was read (counted as 0ms)", e.Early)
 		}
-		if e.MaxLag > measure.LagWarning {
-			p("note: a send started up to %s after it was due: the load fell behind its schedule, the edge answering", e.MaxLag.Round(time.Millisecond))
-			p("  too slowly for --e2e-workers %d to keep the rate", e.Workers)
-		}
 	}
 }
+
+// seconds formats a measurement's length with three decimals.
+func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
 
 // micros formats a CPU time per event, "-" when unknown.
 func micros(d time.Duration) string {

@@ -25,9 +25,9 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 
 const (
 	// payloadDir holds the shared example bodies, one folder per provider.
-	payloadDir = "../../../../shared/testdata/payloads"
+	payloadDir = "../../../../../shared/testdata/payloads"
 	// goldenDir holds the reviewed mapping of each example body.
-	goldenDir = "../testdata/golden"
+	goldenDir = "../../testdata/golden"
 )
 
 // sources are the configured source names the tests deliver each provider's
@@ -193,7 +193,7 @@ func TestGolden(t *testing.T) {
 			}
 			want, err := os.ReadFile(path)
 			if err != nil {
-				t.Fatalf("%v (run go test ./mapping -update and review the result)", err)
+				t.Fatalf("%v (run go test ./internal/mapping -update and review the result)", err)
 			}
 			if !bytes.Equal(got, want) {
 				t.Errorf("%s differs from Map's output (review, then -update):\ngot:\n%s\nwant:\n%s", path, got, want)

@@ -1,6 +1,7 @@
-package measure
+package benchkit
 
 import (
+	"bytes"
 	"testing"
 	"time"
 )
@@ -36,5 +37,20 @@ func TestCPUs(t *testing.T) {
 		if got := CPUs(tt.x); got != tt.want {
 			t.Errorf("CPUs(%g) = %q, want %q", tt.x, got, tt.want)
 		}
+	}
+}
+
+func TestTable(t *testing.T) {
+	var b bytes.Buffer
+	tb := NewTable(&b, Column{Name: "kind", Width: 6, Left: true}, Column{Name: "events", Width: 7}, Column{Name: "µs", Width: 4})
+	tb.Header()
+	tb.Row("lead", "2000", "141µs")
+	tb.Row("all, in turn", "12000")
+	want := "" +
+		"kind    events   µs\n" +
+		"lead      2000 141µs\n" +
+		"all, in turn   12000\n"
+	if got := b.String(); got != want {
+		t.Fatalf("table:\n%s\nwant:\n%s", got, want)
 	}
 }
