@@ -22,7 +22,7 @@ check:
 	$(GO) run ./cmd/leadstream check --config $(CONFIG)
 
 ## test: vet, then every test with the race detector (the schema's first: buf lint, buf breaking, generated code fresh)
-test: vet python-protobuf promtool
+test: vet python-protobuf promtool chromium
 	cd proto/tools && GOWORK=off $(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
@@ -45,6 +45,17 @@ promtool:
 	  echo "make: installing Debian's prometheus package for promtool"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >/dev/null 2>&1 \
 	    || echo "make: could not install prometheus; the promtool tests will skip"; \
+	fi
+
+# chromium: Debian's headless browser, for the operators' console's browser test
+# (cmd/leadstream/console_browser_test.go, chromedp), where apt-get exists. Best effort: where it
+# cannot be installed, that test skips and says why.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 \
+	    && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: installing Debian's chromium for the console's browser test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1 \
+	    || echo "make: could not install chromium; the console's browser test will skip"; \
 	fi
 
 ## test-short: every test without the race detector

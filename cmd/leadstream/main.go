@@ -22,6 +22,7 @@ commands:
   lead       lead show <id>: the order-independent state of a lead, conversation, transaction ...
   replay     re-normalize RAW into EVENTS from a sequence or time (--since, --kinds)
   dlq        list, show, replay or drop dead letters (ls | show | replay | drop)
+  console    the operators' web console alone (sources, events, traces, adapters, DLQ, leads), on console.listen
   simulate   send correctly signed sample webhooks of every provider to an edge
   check      load and validate the config, then exit (0 when valid)
   health     GET a health endpoint, exit 0 on 2xx (container health checks)
@@ -45,6 +46,7 @@ func main() {
 		"demo-lms":   cmdDemoLMS,
 		"lead":       cmdLead,
 		"dlq":        cmdDLQ,
+		"console":    cmdConsole,
 		"simulate":   cmdSimulate,
 		"check":      cmdCheck,
 		"provision":  cmdProvision,

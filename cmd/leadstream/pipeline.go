@@ -211,6 +211,12 @@ func runPipeline(path string, svc services) error {
 		actor(&g, func(ctx context.Context) error { return serveAdmin(ctx, ln, nc, js, reg, cfg) })
 	}
 
+	if svc.embeddedOK { // run: the operators' console on its admin port
+		if err := startConsole(&g, cfg, js, reg, log); err != nil {
+			p.Close()
+			return err
+		}
+	}
 	err = g.Run()
 	var sig *run.SignalError
 	if errors.As(err, &sig) {

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -100,6 +101,8 @@ type Config struct {
 	Tracing Tracing `yaml:"tracing"`
 	// DemoLMS, when its listen address is set, runs a demo LMS in `run`.
 	DemoLMS DemoLMS `yaml:"demo_lms"`
+	// Console is the operators' web console of `run` and `leadstream console`.
+	Console Console `yaml:"console"`
 
 	// Dir is the directory of the config file; relative key paths resolve against it.
 	Dir string `yaml:"-"`
@@ -331,6 +334,83 @@ type DemoLMS struct {
 	Listen string `yaml:"listen"`
 	// Secret is the Standard Webhooks secret it verifies with.
 	Secret string `yaml:"secret"`
+}
+
+// DefaultConsoleListen is console.listen's default: loopback only.
+const DefaultConsoleListen = "127.0.0.1:8081"
+
+// Console configures the operators' web console, which `run` serves on its
+// admin port and `leadstream console` alone. Its pages show what arrived and
+// what became of it; its actions replay and drop dead letters and reveal
+// personal fields.
+type Console struct {
+	// Listen is the console's address. Default DefaultConsoleListen
+	// ("127.0.0.1:8081"); "off" or "" turns it off. An address that is not
+	// loopback needs Token or BasicAuth, and then every page does.
+	Listen string `yaml:"listen"`
+	// Token is a bearer token (at least 16 characters): sent as
+	// "Authorization: Bearer <token>", or typed into the console's sign-in
+	// form. Where it or BasicAuth is set, every action (replay, drop,
+	// reveal) needs it, on loopback too.
+	Token string `yaml:"token"`
+	// BasicAuth is a user and password for HTTP basic authentication, as an
+	// alternative or in addition to Token.
+	BasicAuth BasicAuth `yaml:"basic_auth"`
+
+	// DefaultListen is true when Listen was not configured and holds the
+	// default: `run` then goes on without a console when that address is
+	// taken (another run, a test), rather than fail.
+	DefaultListen bool `yaml:"-"`
+	// listenSet records that the YAML named listen (possibly as "").
+	listenSet bool
+}
+
+// BasicAuth is a user and password for HTTP basic authentication.
+type BasicAuth struct {
+	// User must not contain ':'.
+	User string `yaml:"user"`
+	// Password is at least 12 characters.
+	Password string `yaml:"password"`
+}
+
+// consoleFields are the keys of the console section.
+var consoleFields = []string{"listen", "token", "basic_auth"}
+
+// UnmarshalYAML decodes the console section, recording whether listen was
+// given: absent, it defaults; given empty, the console is off.
+func (c *Console) UnmarshalYAML(n *yaml.Node) error {
+	type plain Console
+	// Node.Decode does not keep the strict decoder's KnownFields: the keys
+	// are checked here, as the decoder would.
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if !slices.Contains(consoleFields, k.Value) {
+				return fmt.Errorf("line %d: field %s not found in type config.Console", k.Line, k.Value)
+			}
+			if k.Value == "listen" {
+				c.listenSet = true
+			}
+		}
+	}
+	return n.Decode((*plain)(c))
+}
+
+// Enabled reports whether the console is to be served.
+func (c *Console) Enabled() bool { return c.Listen != "" }
+
+// Loopback reports whether Listen binds to loopback only: localhost, or
+// an IP address of the loopback range. ":8081" binds every interface.
+func (c *Console) Loopback() bool { return loopbackAddr(c.Listen) }
+
+// AuthConfigured reports whether a token or basic auth is set.
+func (c *Console) AuthConfigured() bool { return c.Token != "" || c.BasicAuth.User != "" }
+
+// SetListen replaces Listen (`leadstream console --listen`) and checks it
+// as validation does.
+func (c *Console) SetListen(addr string) error {
+	c.Listen, c.listenSet, c.DefaultListen = addr, true, false
+	return errors.Join(c.setDefaultsAndValidate()...)
 }
 
 // Duration is a time.Duration written as a Go duration string ("5m", "168h").

@@ -6,12 +6,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -181,6 +183,9 @@ func (c *Config) setDefaultsAndValidate() error {
 	}
 	if c.DemoLMS.Listen != "" && c.DemoLMS.Secret == "" {
 		add(fieldErr("demo_lms.secret", "required when demo_lms.listen is set"))
+	}
+	for _, err := range c.Console.setDefaultsAndValidate() {
+		add(err)
 	}
 	adapterNames := map[string]int{}
 	for i := range c.Adapters {
@@ -517,6 +522,66 @@ func (d *Dispatcher) setDefaultsAndValidate() []error {
 		errs = append(errs, fieldErr("dispatcher.member", "must be 1 to 64 letters, digits, '-' or '_' (it names a JetStream consumer), got %q", d.Member))
 	}
 	return errs
+}
+
+// Bounds on the console's credentials.
+const (
+	minConsoleToken    = 16
+	minConsolePassword = 12
+)
+
+func (c *Console) setDefaultsAndValidate() []error {
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, fieldErr("console."+field, format, args...))
+	}
+	if !c.listenSet {
+		c.Listen, c.DefaultListen = DefaultConsoleListen, true
+	}
+	if c.Listen == "off" {
+		c.Listen = ""
+	}
+	if c.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.Listen); err != nil || !validPort(port) {
+			add("listen", "want host:port (e.g. %q), or \"off\", got %q", DefaultConsoleListen, c.Listen)
+		} else if !c.Loopback() && !c.AuthConfigured() {
+			add("listen", "%q is not a loopback address: set console.token or console.basic_auth (every page and action then needs it), or listen on 127.0.0.1", c.Listen)
+		}
+	}
+	// Name the field, never the credential.
+	if c.Token != "" && (len(c.Token) < minConsoleToken || strings.ContainsAny(c.Token, " \t\r\n")) {
+		add("token", "must be at least %d characters without white space", minConsoleToken)
+	}
+	b := c.BasicAuth
+	switch {
+	case b.User == "" && b.Password != "":
+		add("basic_auth.user", "required when console.basic_auth.password is set")
+	case b.User != "" && b.Password == "":
+		add("basic_auth.password", "required when console.basic_auth.user is set")
+	case strings.Contains(b.User, ":"):
+		add("basic_auth.user", "must not contain ':'")
+	case b.Password != "" && len(b.Password) < minConsolePassword:
+		add("basic_auth.password", "must be at least %d characters", minConsolePassword)
+	}
+	return errs
+}
+
+// loopbackAddr reports whether host:port addr binds to loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n <= 65535
 }
 
 func (c *Config) path(p string) string {

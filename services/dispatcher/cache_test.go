@@ -84,7 +84,7 @@ func stateWrites(t *testing.T, js jetstream.JetStream, agg string) func() []*agg
 // ackPending is how many messages crm's group consumers hold unacked.
 func ackPending(t *testing.T, js jetstream.JetStream) (int, error) {
 	t.Helper()
-	st, err := js.Stream(context.Background(), groupStream("crm"))
+	st, err := js.Stream(context.Background(), GroupStream("crm"))
 	if err != nil {
 		return 0, err
 	}
@@ -258,7 +258,7 @@ func TestHeldMessageCopiesDeliveredOnce(t *testing.T) {
 		return nil
 	})
 	ctx := context.Background()
-	if err := f.js.DeleteConsumer(ctx, groupStream("crm"), s.lanes[0].member); err != nil {
+	if err := f.js.DeleteConsumer(ctx, GroupStream("crm"), s.lanes[0].member); err != nil {
 		t.Fatal(err)
 	}
 	// The member finds its consumer missing and joins again; the copies

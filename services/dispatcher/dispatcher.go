@@ -150,7 +150,7 @@ func need(cfg *config.Config, adapters []string, noAdapters, projection bool) st
 		if noAdapters || (len(adapters) > 0 && !slices.Contains(adapters, a.Name)) {
 			continue
 		}
-		n.Streams = append(n.Streams, groupStream(a.Name))
+		n.Streams = append(n.Streams, GroupStream(a.Name))
 	}
 	if projection {
 		n.Buckets = append(n.Buckets, leads.Bucket)
@@ -270,7 +270,7 @@ func (s *Service) observeGroups(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	for _, l := range s.lanes {
-		st, err := s.js.Stream(ctx, groupStream(l.cfg.Name))
+		st, err := s.js.Stream(ctx, GroupStream(l.cfg.Name))
 		if err != nil {
 			continue
 		}

@@ -36,8 +36,8 @@ import (
 // groupName is an adapter's consumer group.
 func groupName(adapter string) string { return "dispatch-" + adapter }
 
-// groupStream is the work-queue stream of an adapter's consumer group.
-func groupStream(adapter string) string { return streams.EVENTS + "-" + groupName(adapter) }
+// GroupStream is the work-queue stream of an adapter's consumer group.
+func GroupStream(adapter string) string { return streams.EVENTS + "-" + groupName(adapter) }
 
 // groupBucket is where pcgroups keeps the elastic groups' configurations.
 const groupBucket = "elastic-consumer-groups"
@@ -387,7 +387,7 @@ func (ms *membership) reap(ctx context.Context, c *pcgroups.ElasticConsumerGroup
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	st, err := ms.js.Stream(ctx, groupStream(ms.adapter))
+	st, err := ms.js.Stream(ctx, GroupStream(ms.adapter))
 	if err != nil {
 		return
 	}
@@ -448,7 +448,7 @@ func (ms *membership) reap(ctx context.Context, c *pcgroups.ElasticConsumerGroup
 		return
 	}
 	for _, m := range dead {
-		if err := ms.js.DeleteConsumer(ctx, groupStream(ms.adapter), m); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		if err := ms.js.DeleteConsumer(ctx, GroupStream(ms.adapter), m); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			ms.logf("deleting a removed member's consumer failed; it lapses after ack_wait", "member", m, "error", err)
 		}
 	}
@@ -478,7 +478,7 @@ func (ms *membership) leave(ctx context.Context) error {
 		}
 		errs = append(errs, err)
 	}
-	if err := ms.js.DeleteConsumer(ctx, groupStream(ms.adapter), ms.member); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if err := ms.js.DeleteConsumer(ctx, GroupStream(ms.adapter), ms.member); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -88,7 +88,7 @@ func ids(es []*entry) []string {
 func groupBacklog(t *testing.T, js jetstream.JetStream, adapter string) (msgs uint64, redelivered int, err error) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := js.Stream(ctx, groupStream(adapter))
+	st, err := js.Stream(ctx, GroupStream(adapter))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -118,7 +118,7 @@ func resetGroup(t *testing.T, js jetstream.JetStream) {
 		}
 	}
 	for _, m := range c.Members {
-		if err := js.DeleteConsumer(ctx, groupStream("crm"), m); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		if err := js.DeleteConsumer(ctx, GroupStream("crm"), m); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			t.Fatal(err)
 		}
 	}
@@ -333,7 +333,7 @@ func TestDeletedConsumerIsRecreated(t *testing.T) {
 	f.publish(event("lead-d", "lead.created", "conv/d", t0))
 	lms.waitFor(1) // consuming
 	member := r.s.lanes[0].member
-	if err := f.js.DeleteConsumer(context.Background(), groupStream("crm"), member); err != nil {
+	if err := f.js.DeleteConsumer(context.Background(), GroupStream("crm"), member); err != nil {
 		t.Fatal(err)
 	}
 	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
