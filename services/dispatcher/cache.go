@@ -84,6 +84,10 @@ type aggMem struct {
 	// evicted is set when the cache dropped it: a goroutine that still
 	// has it looks it up again.
 	evicted bool
+	// unread is the highest EVENTS sequence admitted into the state's
+	// overflow: until it is read back, the pump looks again
+	// (overflowRetry).
+	unread uint64
 }
 
 // fresh reports whether st can be trusted now.

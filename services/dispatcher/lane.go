@@ -586,7 +586,7 @@ func (l *lane) admit(ctx context.Context, agg string, m jetstream.Msg) (string, 
 		}
 		return "", m.Ack()
 	}
-	e := &entry{ID: ev.Id, Seq: md.Sequence.Stream, Type: ev.Type, Requires: requires(&ev, l.subscribed), Provides: provides(&ev), Since: l.now()}
+	e := l.entryOf(&ev, md.Sequence.Stream)
 
 	am := l.cache.lock(agg, key)
 	defer am.mu.Unlock()
@@ -595,6 +595,30 @@ func (l *lane) admit(ctx context.Context, agg string, m jetstream.Msg) (string, 
 	}
 	if am.st.has(e.ID) {
 		return agg, m.Ack() // a redelivered EVENTS message
+	}
+	if am.st.Overflow.covers(e.Seq) {
+		// It waits in EVENTS, read back when the queue drains: no write.
+		am.unread = max(am.unread, e.Seq)
+		return agg, m.Ack()
+	}
+	if am.st.Overflow == nil && len(am.st.Queue)+len(am.held) >= maxQueue {
+		// The queue is full: this event and the aggregate's later ones
+		// wait in EVENTS from here on (overflow.go).
+		err := l.persist(ctx, am, func(st *aggState) bool {
+			if st.Overflow != nil {
+				return false
+			}
+			st.Overflow = &overflow{From: e.Seq, Next: e.Seq}
+			return true
+		})
+		if err != nil {
+			return "", err
+		}
+		if !am.st.Overflow.covers(e.Seq) {
+			return "", errors.New("admitting event: overflow not written")
+		}
+		am.unread = max(am.unread, e.Seq)
+		return agg, m.Ack()
 	}
 	if h := am.heldFor(e.ID); h != nil {
 		// A copy of a message held here: the consumer was made again (the
@@ -841,10 +865,18 @@ func (l *lane) pump(ctx context.Context, agg string) error {
 			am.mu.Unlock()
 			return err
 		}
+		if _, err := l.refill(ctx, am); err != nil {
+			am.mu.Unlock()
+			return err
+		}
 		st := am.view()
 		now := l.now()
 		e, orphan := st.next(now, l.maxPark)
 		if e == nil {
+			if o := am.st.Overflow; o != nil && am.unread >= o.Next {
+				// Admitted, and not on the replica that answered yet.
+				l.schedule(ctx, agg, now.Add(overflowRetry))
+			}
 			am.mu.Unlock()
 			return nil
 		}

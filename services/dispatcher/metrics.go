@@ -20,6 +20,9 @@ type metrics struct {
 	partitions *prometheus.GaugeVec
 	// groupBacklog is how many events wait in an adapter's group stream.
 	groupBacklog *prometheus.GaugeVec
+	// refilled counts the events read back from EVENTS into the queues of
+	// aggregates in overflow (overflow.go).
+	refilled *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -77,8 +80,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "leadstream_dispatcher_group_backlog",
 			Help: "Events waiting in an adapter's consumer group stream (EVENTS-dispatch-<adapter>) to be taken by a member: the group's lag, which KEDA scales the adapter's dispatchers on.",
 		}, []string{"adapter"}),
+		refilled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leadstream_dispatcher_overflow_refilled_total",
+			Help: "Events read back from EVENTS into the queue of an aggregate whose queue was full (more than 256 events waiting): its later events wait in EVENTS, not in its ordering state.",
+		}, []string{"adapter"}),
 	}
-	reg.MustRegister(m.deliveries, m.deadLetters, m.attempts, m.retryBacklog, m.parked, m.oldestParked, m.endToEnd, m.projected, m.breaker, m.dlqDepth, m.consumerErrors, m.partitions, m.groupBacklog)
+	reg.MustRegister(m.deliveries, m.deadLetters, m.attempts, m.retryBacklog, m.parked, m.oldestParked, m.endToEnd, m.projected, m.breaker, m.dlqDepth, m.consumerErrors, m.partitions, m.groupBacklog, m.refilled)
 	return m
 }
 
@@ -103,6 +110,7 @@ func (m *metrics) initAdapter(adapter string) {
 	m.dlqDepth.WithLabelValues(adapter)
 	m.partitions.WithLabelValues(adapter)
 	m.groupBacklog.WithLabelValues(adapter)
+	m.refilled.WithLabelValues(adapter)
 }
 
 // initConsumer creates consumer's error counter at 0.

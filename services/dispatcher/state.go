@@ -30,6 +30,9 @@ type aggState struct {
 	Delivered []string `json:"delivered,omitempty"`
 	Queue     []*entry `json:"queue,omitempty"`
 	Retry     *retry   `json:"retry,omitempty"`
+	// Overflow, once the queue was full, is where the aggregate's later
+	// events wait: in EVENTS (overflow.go).
+	Overflow *overflow `json:"overflow,omitempty"`
 }
 
 // entry is a waiting event, by its EVENTS sequence.
@@ -125,10 +128,14 @@ func (st *aggState) next(now time.Time, maxPark time.Duration) (*entry, bool) {
 }
 
 // due is when the aggregate has to be pumped next: now when next has an
-// entry for it (and no retry waits), else the retry's time, else the
+// entry for it (and no retry waits) or events may wait in EVENTS to be read
+// back (overflow.go), else the retry's time, else the
 // earliest time one of its parked entries (and what it waits behind) has
 // waited maxPark. False when nothing is queued.
 func (st *aggState) due(now time.Time, maxPark time.Duration) (time.Time, bool) {
+	if st.Overflow != nil && len(st.Queue) < refillBelow() && (st.Retry == nil || !st.Retry.Next.After(now)) {
+		return now, true // events may wait in EVENTS: the pump looks
+	}
 	if len(st.Queue) == 0 {
 		return time.Time{}, false
 	}
