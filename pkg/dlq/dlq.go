@@ -184,6 +184,36 @@ func List(ctx context.Context, js jetstream.JetStream, f Filter) ([]*Letter, err
 	return out, nil
 }
 
+// Newest returns the newest n dead letters matching f, newest first,
+// without their bodies, and how many match in all: what a list shows. It
+// reads headers only and keeps n letters at a time, so a DLQ of a bad day
+// costs the reading, not the memory.
+func Newest(ctx context.Context, js jetstream.JetStream, f Filter, n int) ([]*Letter, int, error) {
+	ring := make([]*Letter, 0, n)
+	total := 0
+	err := streams.Read(ctx, js, streams.DLQ, jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.subject()}, HeadersOnly: true}, func(m jetstream.Msg, md *jetstream.MsgMetadata) error {
+		if n > 0 {
+			l := FromMsg(&jetstream.RawStreamMsg{Subject: m.Subject(), Sequence: md.Sequence.Stream, Header: m.Headers(), Time: md.Timestamp})
+			if len(ring) < n {
+				ring = append(ring, l)
+			} else {
+				ring[total%n] = l
+			}
+		}
+		total++
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("dlq: %w", err)
+	}
+	out := make([]*Letter, 0, len(ring))
+	for i := range len(ring) {
+		// The newest is the one written last: at (total-1) % n once the ring has wrapped.
+		out = append(out, ring[(total-1-i+len(ring))%len(ring)])
+	}
+	return out, total, nil
+}
+
 // Get returns the dead letter at seq.
 func Get(ctx context.Context, js jetstream.JetStream, seq uint64) (*Letter, error) {
 	st, err := js.Stream(ctx, streams.DLQ)

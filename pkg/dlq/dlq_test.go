@@ -94,3 +94,52 @@ func TestLetterFromDirectGetKeepsItsOwnSequence(t *testing.T) {
 		t.Fatalf("after dropping the letter of EVENTS #23 the DLQ holds %v", left)
 	}
 }
+
+// TestNewest: the list's newest n letters of a filter come newest first,
+// with the total that matches, their fields but not their bodies; fewer
+// than n, and none, work too.
+func TestNewest(t *testing.T) {
+	ctx := context.Background()
+	srv := natstest.RunServer(t)
+	_, js := natstest.Connect(t, srv)
+	if err := streams.Ensure(ctx, js, streams.DLQConfig(&config.Config{})); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		name := "crm"
+		if i%3 == 0 {
+			name = "erp"
+		}
+		l := &dlq.Letter{Stage: dlq.StageDeliver, Name: name, Reason: "terminal", Subject: "events.lead.created.t1.x", Sequence: uint64(100 + i), Attempts: i, Body: []byte("personal data")}
+		if _, err := js.PublishMsg(ctx, l.Msg()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		filter    dlq.Filter
+		n         int
+		total     int
+		sequences []uint64
+	}{
+		{dlq.Filter{}, 3, 12, []uint64{111, 110, 109}},
+		{dlq.Filter{Name: "crm"}, 5, 8, []uint64{111, 110, 108, 107, 105}},
+		{dlq.Filter{Name: "erp"}, 10, 4, []uint64{109, 106, 103, 100}},
+		{dlq.Filter{Name: "none"}, 10, 0, nil},
+		{dlq.Filter{}, 0, 12, nil},
+	} {
+		letters, total, err := dlq.Newest(ctx, js, c.filter, c.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []uint64
+		for _, l := range letters {
+			got = append(got, l.Sequence)
+			if len(l.Body) != 0 || l.Reason != "terminal" || l.Attempts != int(l.Sequence-100) {
+				t.Errorf("%+v: letter of #%d: body %q, reason %q, attempts %d", c.filter, l.Sequence, l.Body, l.Reason, l.Attempts)
+			}
+		}
+		if total != c.total || fmt.Sprint(got) != fmt.Sprint(c.sequences) {
+			t.Errorf("Newest(%+v, %d) = %v of %d, want %v of %d", c.filter, c.n, got, total, c.sequences, c.total)
+		}
+	}
+}

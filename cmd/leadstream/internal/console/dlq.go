@@ -86,20 +86,16 @@ func (s *Server) serveDLQ(w http.ResponseWriter, r *http.Request) {
 	case "dropped":
 		v.DoneMsg = "Dead letter " + v.DoneSeq + " dropped."
 	}
-	letters, err := dlq.List(ctx, s.js, dlq.Filter{Stage: v.Stage, Name: v.Name})
+	// Newest first: what went wrong last is what an operator looks for.
+	letters, total, err := dlq.Newest(ctx, s.js, dlq.Filter{Stage: v.Stage, Name: v.Name}, maxLetters)
 	if err != nil {
 		s.failErr(w, r, "reading DLQ", err)
 		return
 	}
 	names := map[string]bool{}
-	v.Total = len(letters)
-	// Newest first: what went wrong last is what an operator looks for.
-	for i := len(letters) - 1; i >= 0; i-- {
-		l := letters[i]
+	v.Total = total
+	for _, l := range letters {
 		names[l.Name] = true
-		if len(v.Rows) == maxLetters {
-			continue
-		}
 		v.Rows = append(v.Rows, letterRow{Seq: l.Seq, Stage: l.Stage, Name: l.Name, Reason: l.Reason, Error: l.Error, Attempts: l.Attempts,
 			Origin: fmt.Sprintf("%s #%d", l.Subject, l.Sequence), At: l.At, EventID: eventIDOf(l)})
 	}
