@@ -601,7 +601,7 @@ func (l *lane) admit(ctx context.Context, agg string, m jetstream.Msg) (string, 
 		am.unread = max(am.unread, e.Seq)
 		return agg, m.Ack()
 	}
-	if am.st.Overflow == nil && len(am.st.Queue)+len(am.held) >= maxQueue {
+	if am.overflowsAt(e.Seq) {
 		// The queue is full: this event and the aggregate's later ones
 		// wait in EVENTS from here on (overflow.go).
 		err := l.persist(ctx, am, func(st *aggState) bool {
@@ -722,6 +722,7 @@ func (l *lane) write(ctx context.Context, am *aggMem, hs []*held, f func(*aggSta
 		for _, h := range hs {
 			if !next.has(h.e.ID) {
 				next.Queue = append(next.Queue, h.e)
+				next.MaxSeq = max(next.MaxSeq, h.e.Seq)
 				changed = true
 				if hashed {
 					next.Aggregate = am.agg

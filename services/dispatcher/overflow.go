@@ -55,6 +55,17 @@ type overflow struct {
 // back already, or to be.
 func (o *overflow) covers(seq uint64) bool { return o != nil && seq >= o.From }
 
+// overflowsAt reports whether the event at EVENTS sequence seq starts
+// its aggregate's overflow: the queue is full, and nothing after seq was
+// admitted (a redelivery that comes after later events is queued as
+// before: reading back from it would bring those again).
+func (am *aggMem) overflowsAt(seq uint64) bool {
+	if am.st.Overflow != nil || len(am.st.Queue)+len(am.held) < maxQueue || seq <= am.st.MaxSeq {
+		return false
+	}
+	return !slices.ContainsFunc(am.held, func(h *held) bool { return h.e.Seq > seq })
+}
+
 // overflowSubject is the EVENTS subject filter of one aggregate's events:
 // its token is the subject's last.
 func overflowSubject(agg string) string { return "events.*.*.*." + streams.AggregateToken(agg) }

@@ -120,3 +120,35 @@ func TestOverflowSurvivesARestart(t *testing.T) {
 		t.Errorf("ad/hot delivered as %v, want %v", got, hot)
 	}
 }
+
+// TestOverflowsAt: an overflow starts at an event only when the queue is
+// full, none has started yet, and nothing after the event was admitted
+// (written or held).
+func TestOverflowsAt(t *testing.T) {
+	smallQueue(t, 4)
+	queue := func(seqs ...uint64) []*entry {
+		var q []*entry
+		for _, s := range seqs {
+			q = append(q, &entry{ID: fmt.Sprint("e", s), Seq: s})
+		}
+		return q
+	}
+	for _, c := range []struct {
+		name string
+		am   *aggMem
+		seq  uint64
+		want bool
+	}{
+		{"room left", &aggMem{st: &aggState{Queue: queue(1, 2, 3), MaxSeq: 3}}, 9, false},
+		{"full", &aggMem{st: &aggState{Queue: queue(1, 2, 3, 4), MaxSeq: 4}}, 9, true},
+		{"full with held", &aggMem{st: &aggState{Queue: queue(1, 2, 3), MaxSeq: 3}, held: []*held{{e: &entry{ID: "e5", Seq: 5}}}}, 9, true},
+		{"already overflowing", &aggMem{st: &aggState{Queue: queue(1, 2, 3, 4), MaxSeq: 4, Overflow: &overflow{From: 5, Next: 5}}}, 9, false},
+		{"a redelivery below what was admitted", &aggMem{st: &aggState{Queue: queue(1, 2, 3, 8), MaxSeq: 8}}, 6, false},
+		{"below what was admitted and delivered", &aggMem{st: &aggState{Queue: queue(1, 2, 3, 4), MaxSeq: 12}}, 9, false},
+		{"below a held one", &aggMem{st: &aggState{Queue: queue(1, 2, 3), MaxSeq: 3}, held: []*held{{e: &entry{ID: "e10", Seq: 10}}}}, 9, false},
+	} {
+		if got := c.am.overflowsAt(c.seq); got != c.want {
+			t.Errorf("%s: overflowsAt(%d) = %v, want %v", c.name, c.seq, got, c.want)
+		}
+	}
+}

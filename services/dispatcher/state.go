@@ -33,6 +33,9 @@ type aggState struct {
 	// Overflow, once the queue was full, is where the aggregate's later
 	// events wait: in EVENTS (overflow.go).
 	Overflow *overflow `json:"overflow,omitempty"`
+	// MaxSeq is the highest EVENTS sequence admitted into Queue: an
+	// overflow starts above it, so that nothing admitted is read back.
+	MaxSeq uint64 `json:"max_seq,omitempty"`
 }
 
 // entry is a waiting event, by its EVENTS sequence.
