@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -20,10 +19,7 @@ import (
 
 	"github.com/leadstream/leadstream/cmd/leadstream/internal/console"
 	"github.com/leadstream/leadstream/pkg/config"
-	"github.com/leadstream/leadstream/pkg/dlq"
 	"github.com/leadstream/leadstream/pkg/logging"
-	"github.com/leadstream/leadstream/services/dispatcher"
-	"github.com/leadstream/leadstream/services/normalizer"
 )
 
 // cmdConsole serves the operators' console alone, against the NATS of the
@@ -117,20 +113,15 @@ func serveConsole(ctx context.Context, ln net.Listener, srv *console.Server) err
 }
 
 // consoleOps are the console's trace and replay: those of `leadstream
-// trace` and `leadstream dlq replay`. The normalizer and the dispatchers a
-// replay needs are made at the first replay that needs them and kept.
+// trace` and `leadstream dlq replay`.
 type consoleOps struct {
+	*replayer
 	cfg *config.Config
 	js  jetstream.JetStream
-	log *zap.Logger
-
-	mu          sync.Mutex // one replay at a time
-	normalizer  *normalizer.Service
-	dispatchers map[string]*dispatcher.Service
 }
 
 func newConsoleOps(cfg *config.Config, js jetstream.JetStream, log *zap.Logger) *consoleOps {
-	return &consoleOps{cfg: cfg, js: js, log: log, dispatchers: map[string]*dispatcher.Service{}}
+	return &consoleOps{replayer: newReplayer(cfg, js, log), cfg: cfg, js: js}
 }
 
 // Trace is traceWebhook, in the console's terms.
@@ -150,53 +141,4 @@ func (o *consoleOps) Trace(ctx context.Context, id string) (*console.Trace, erro
 		out.DeadLetters = append(out.DeadLetters, console.TraceLetter{Seq: l.Seq, Stage: l.Stage, Name: l.Name, Reason: l.Reason, Error: l.Error, Attempts: l.Attempts, At: l.At})
 	}
 	return out, nil
-}
-
-// Replay is `leadstream dlq replay <seq>`.
-func (o *consoleOps) Replay(ctx context.Context, seq uint64) (string, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	l, err := dlq.Get(ctx, o.js, seq)
-	if err != nil {
-		return "", err
-	}
-	switch l.Stage {
-	case dlq.StageNormalize:
-		if o.normalizer == nil {
-			n, err := normalizer.New(ctx, normalizer.Options{Config: o.cfg, JetStream: o.js, Logger: o.log, Kinds: []string{"unknown"}})
-			if err != nil {
-				return "", err
-			}
-			o.normalizer = n
-		}
-		if _, err := o.normalizer.ReplayDeadLetter(ctx, seq); err != nil {
-			return "", err
-		}
-		return "normalized, removed from DLQ", nil
-	case dlq.StageDeliver:
-		d, ok := o.dispatchers[l.Name]
-		if !ok {
-			if d, err = dispatcher.New(ctx, dispatcher.Options{Config: o.cfg, JetStream: o.js, Logger: o.log, Adapters: []string{l.Name}}); err != nil {
-				return "", err
-			}
-			o.dispatchers[l.Name] = d
-		}
-		if err := d.ReplayDeadLetter(ctx, seq); err != nil {
-			return "", err
-		}
-		return "delivered to " + l.Name + " with its original webhook-id, removed from DLQ", nil
-	}
-	return "", fmt.Errorf("stage %q cannot be replayed by this version", l.Stage)
-}
-
-// Close closes what the replays made.
-func (o *consoleOps) Close() {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.normalizer != nil {
-		o.normalizer.Close()
-	}
-	for _, d := range o.dispatchers {
-		d.Close()
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -170,45 +171,17 @@ func cmdDLQ(args []string) error {
 		if err != nil {
 			return err
 		}
-		n, err := normalizer.New(ctx, normalizer.Options{Config: cfg, JetStream: js, Logger: zap.NewNop(), Kinds: []string{"unknown"}})
-		if err != nil {
-			return err
-		}
-		defer n.Close()
+		r := newReplayer(cfg, js, zap.NewNop())
+		defer r.Close()
 		failed := 0
-		dispatchers := map[string]*dispatcher.Service{}
 		for _, seq := range seqs {
-			l, err := dlq.Get(ctx, js, seq)
+			done, err := r.Replay(ctx, seq)
 			if err != nil {
-				return err
-			}
-			switch l.Stage {
-			case dlq.StageNormalize:
-				if _, err := n.ReplayDeadLetter(ctx, seq); err != nil {
-					failed++
-					fmt.Printf("%d: %v\n", seq, err)
-					continue
-				}
-				fmt.Printf("%d: normalized, removed from DLQ\n", seq)
-			case dlq.StageDeliver:
-				d, ok := dispatchers[l.Name]
-				if !ok {
-					d, err = dispatcher.New(ctx, dispatcher.Options{Config: cfg, JetStream: js, Logger: zap.NewNop(), Adapters: []string{l.Name}})
-					if err != nil {
-						return err
-					}
-					dispatchers[l.Name] = d
-				}
-				if err := d.ReplayDeadLetter(ctx, seq); err != nil {
-					failed++
-					fmt.Printf("%d: %v\n", seq, err)
-					continue
-				}
-				fmt.Printf("%d: delivered to %s with its original webhook-id, removed from DLQ\n", seq, l.Name)
-			default:
 				failed++
-				fmt.Printf("%d: stage %q cannot be replayed by this version\n", seq, l.Stage)
+				fmt.Printf("%d: %v\n", seq, err)
+				continue
 			}
+			fmt.Printf("%d: %s\n", seq, done)
 		}
 		if failed > 0 {
 			return fmt.Errorf("%d of %d dead letters not replayed", failed, len(seqs))
@@ -228,4 +201,73 @@ func cmdDLQ(args []string) error {
 		return nil
 	}
 	return errors.New(dlqUsage)
+}
+
+// replayer processes dead letters again, as `leadstream dlq replay` and the
+// console do: a normalize-stage letter is normalized again, a
+// deliver-stage one delivered to its adapter with its original
+// webhook-id; each is removed from DLQ on success. The normalizer and the
+// dispatchers it needs are made at the first letter that needs them and
+// kept until Close.
+type replayer struct {
+	cfg *config.Config
+	js  jetstream.JetStream
+	log *zap.Logger
+
+	mu          sync.Mutex // one replay at a time
+	normalizer  *normalizer.Service
+	dispatchers map[string]*dispatcher.Service
+}
+
+func newReplayer(cfg *config.Config, js jetstream.JetStream, log *zap.Logger) *replayer {
+	return &replayer{cfg: cfg, js: js, log: log, dispatchers: map[string]*dispatcher.Service{}}
+}
+
+// Replay processes the dead letter at seq again and says what became of it.
+func (r *replayer) Replay(ctx context.Context, seq uint64) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l, err := dlq.Get(ctx, r.js, seq)
+	if err != nil {
+		return "", err
+	}
+	switch l.Stage {
+	case dlq.StageNormalize:
+		if r.normalizer == nil {
+			n, err := normalizer.New(ctx, normalizer.Options{Config: r.cfg, JetStream: r.js, Logger: r.log, Kinds: []string{"unknown"}})
+			if err != nil {
+				return "", err
+			}
+			r.normalizer = n
+		}
+		if _, err := r.normalizer.ReplayDeadLetter(ctx, seq); err != nil {
+			return "", err
+		}
+		return "normalized, removed from DLQ", nil
+	case dlq.StageDeliver:
+		d, ok := r.dispatchers[l.Name]
+		if !ok {
+			if d, err = dispatcher.New(ctx, dispatcher.Options{Config: r.cfg, JetStream: r.js, Logger: r.log, Adapters: []string{l.Name}}); err != nil {
+				return "", err
+			}
+			r.dispatchers[l.Name] = d
+		}
+		if err := d.ReplayDeadLetter(ctx, seq); err != nil {
+			return "", err
+		}
+		return "delivered to " + l.Name + " with its original webhook-id, removed from DLQ", nil
+	}
+	return "", fmt.Errorf("stage %q cannot be replayed by this version", l.Stage)
+}
+
+// Close closes what the replays made.
+func (r *replayer) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.normalizer != nil {
+		r.normalizer.Close()
+	}
+	for _, d := range r.dispatchers {
+		d.Close()
+	}
 }
