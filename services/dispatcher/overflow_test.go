@@ -73,6 +73,17 @@ func publishHot(f *fixture, n int) []string {
 	return hot
 }
 
+// deliveredOnceInOrder waits until the LMS has n events, each once, and
+// checks ad/hot's came in the order hot.
+func deliveredOnceInOrder(t *testing.T, lms *fakeLMS, n int, hot []string) {
+	t.Helper()
+	lms.waitFor(n)
+	lms.acceptedOnceEach()
+	if got := lms.ids("ad/hot"); !slices.Equal(got, hot) {
+		t.Errorf("ad/hot delivered as %v, want %v", got, hot)
+	}
+}
+
 // TestOverflowKeepsEveryEventInOrder: an aggregate whose queue is full
 // while its LMS is down keeps at most maxQueue events in its state, the
 // rest wait in EVENTS; when the LMS is back, every event goes out once, in
@@ -84,11 +95,7 @@ func TestOverflowKeepsEveryEventInOrder(t *testing.T) {
 	hot := publishHot(f, 40)
 	overflowed("ad/hot")
 	down.Store(false)
-	lms.waitFor(60)
-	lms.acceptedOnceEach()
-	if got := lms.ids("ad/hot"); !slices.Equal(got, hot) {
-		t.Errorf("ad/hot delivered as %v, want %v", got, hot)
-	}
+	deliveredOnceInOrder(t, lms, 60, hot)
 	if n := testutil.ToFloat64(s.m.refilled.WithLabelValues("crm")); n < 1 {
 		t.Errorf("%v events read back from EVENTS, want some", n)
 	}
@@ -114,11 +121,7 @@ func TestOverflowSurvivesARestart(t *testing.T) {
 		hot = append(hot, id)
 		f.publish(event(id, "bid.placed", "ad/hot", t0))
 	}
-	lms.waitFor(50)
-	lms.acceptedOnceEach()
-	if got := lms.ids("ad/hot"); !slices.Equal(got, hot) {
-		t.Errorf("ad/hot delivered as %v, want %v", got, hot)
-	}
+	deliveredOnceInOrder(t, lms, 50, hot)
 }
 
 // TestOverflowsAt: an overflow starts at an event only when the queue is

@@ -39,6 +39,12 @@ type letterRow struct {
 	EventID  string
 }
 
+// rowOf is l as the list, its page and its confirmation show it.
+func rowOf(l *dlq.Letter) letterRow {
+	return letterRow{Seq: l.Seq, Stage: l.Stage, Name: l.Name, Reason: l.Reason, Error: l.Error, Attempts: l.Attempts,
+		Origin: fmt.Sprintf("%s #%d", l.Subject, l.Sequence), At: l.At, EventID: eventIDOf(l)}
+}
+
 type dlqView struct {
 	Rows   []letterRow
 	Stage  string
@@ -96,8 +102,7 @@ func (s *Server) serveDLQ(w http.ResponseWriter, r *http.Request) {
 	v.Total = total
 	for _, l := range letters {
 		names[l.Name] = true
-		v.Rows = append(v.Rows, letterRow{Seq: l.Seq, Stage: l.Stage, Name: l.Name, Reason: l.Reason, Error: l.Error, Attempts: l.Attempts,
-			Origin: fmt.Sprintf("%s #%d", l.Subject, l.Sequence), At: l.At, EventID: eventIDOf(l)})
+		v.Rows = append(v.Rows, rowOf(l))
 	}
 	for _, a := range s.cfg.Adapters {
 		names[a.Name] = true
@@ -169,9 +174,8 @@ func (s *Server) serveLetter(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) renderLetter(w http.ResponseWriter, r *http.Request, l *dlq.Letter, reveal bool) {
 	v := letterView{
-		letterRow: letterRow{Seq: l.Seq, Stage: l.Stage, Name: l.Name, Reason: l.Reason, Error: l.Error, Attempts: l.Attempts,
-			Origin: fmt.Sprintf("%s #%d", l.Subject, l.Sequence), At: l.At, EventID: eventIDOf(l)},
-		Subject: l.Subject, Sequence: l.Sequence, Log: l.Log, BodySize: len(l.Body), Revealed: reveal,
+		letterRow: rowOf(l),
+		Subject:   l.Subject, Sequence: l.Sequence, Log: l.Log, BodySize: len(l.Body), Revealed: reveal,
 	}
 	_, v.MayAct = s.auth.mayAct(r)
 	for _, k := range slices.Sorted(func(yield func(string) bool) {
@@ -253,7 +257,7 @@ type confirmView struct {
 }
 
 func (s *Server) confirmView(l *dlq.Letter, action string) confirmView {
-	v := confirmView{letterRow: letterRow{Seq: l.Seq, Stage: l.Stage, Name: l.Name, Reason: l.Reason, Attempts: l.Attempts, EventID: eventIDOf(l)},
+	v := confirmView{letterRow: rowOf(l),
 		Action: action, Verb: actions[action]}
 	switch {
 	case action == "drop":

@@ -33,13 +33,17 @@ type leadView struct {
 	MayAct   bool
 }
 
-func (s *Server) serveLeadForm(w http.ResponseWriter, r *http.Request) {
-	id := strings.TrimSpace(r.URL.Query().Get("id"))
-	if id == "" {
-		s.render(w, r, http.StatusOK, "lead", "Lead", "leads", leadView{})
-		return
+// searchForm sends a search box's id to its page, prefix+id; without an
+// id it renders page with its empty view.
+func (s *Server) searchForm(page, title, nav string, empty any, prefix string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := strings.TrimSpace(r.URL.Query().Get("id"))
+		if id == "" {
+			s.render(w, r, http.StatusOK, page, title, nav, empty)
+			return
+		}
+		http.Redirect(w, r, prefix+escapePath(id), http.StatusSeeOther)
 	}
-	http.Redirect(w, r, "/leads/"+escapePath(id), http.StatusSeeOther)
 }
 
 // escapePath escapes each segment of an aggregate id ("offerte/lead/12345"),

@@ -2,8 +2,6 @@ package console
 
 import (
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/leadstream/leadstream/services/dispatcher"
@@ -61,16 +59,6 @@ type traceView struct {
 	Trace *Trace
 	// Status is the lead's status, nothing personal.
 	Status string
-}
-
-// serveTraceForm sends the trace search box's id to its page.
-func (s *Server) serveTraceForm(w http.ResponseWriter, r *http.Request) {
-	id := strings.TrimSpace(r.URL.Query().Get("id"))
-	if id == "" {
-		s.render(w, r, http.StatusOK, "trace", "Trace", "events", traceView{})
-		return
-	}
-	http.Redirect(w, r, "/trace/"+url.PathEscape(id), http.StatusSeeOther)
 }
 
 func (s *Server) serveTrace(w http.ResponseWriter, r *http.Request) {
